@@ -1,0 +1,237 @@
+//! The command line: a thin front-end over the engine. Each subcommand loads the config, sets up
+//! file logging and calls into `ingest` / `detect` / `eval`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use color_eyre::eyre::{Result, WrapErr, bail, eyre};
+
+use crate::config::{Config, Loaded};
+use crate::detect::DetectorKind;
+use crate::eval::{self, ThresholdChoice};
+use crate::ingest::fetch;
+use crate::ingest::nab::Corpus;
+use crate::logging;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pulsewatch",
+    version,
+    about = "Terminal AIOps monitor: live metric series with anomaly scores and forecasts",
+    long_about = "Terminal AIOps monitor: replays the Numenta Anomaly Benchmark (NAB) corpus or \
+                  polls Prometheus, scores anomalies with streaming detectors, forecasts, and \
+                  exports to a Pushgateway.\n\nConfig: --config PATH, else ./config.toml, else the \
+                  XDG config dir (~/.config/pulsewatch/config.toml); every key can be overridden \
+                  with PULSEWATCH_<SECTION>_<KEY>, e.g. PULSEWATCH_DATA_DIR."
+)]
+pub struct Cli {
+    /// Config file (default: ./config.toml, else the XDG config dir, else built-in defaults).
+    #[arg(long, global = true, value_name = "PATH", env = "PULSEWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Score a results folder in NAB's format (ours or upstream's) and print normalised scores.
+    Score {
+        /// Results folder holding <DETECTOR>/<category>/<DETECTOR>_<file>.csv.
+        #[arg(long, value_name = "DIR")]
+        results: PathBuf,
+        /// Detector name (folder under --results).
+        #[arg(long, value_name = "NAME")]
+        detector: String,
+        /// Corpus root (default: [data] dir).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Find thresholds by NAB's corpus-wide optimisation instead of config/thresholds.json.
+        #[arg(long)]
+        optimize: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a detector over the corpus point by point, write NAB-format results, optimise the
+    /// thresholds and print scores per category beside the published scoreboard.
+    Eval {
+        /// Detector name (default: [detector] name).
+        #[arg(long, value_name = "NAME")]
+        detector: Option<String>,
+        /// Corpus root (default: [data] dir).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Output folder for results (NAB layout).
+        #[arg(long, value_name = "DIR", default_value = "results")]
+        out: PathBuf,
+        /// Use another windows file (e.g. labels/combined_windows_tiny.json) to evaluate a subset.
+        #[arg(long, value_name = "FILE")]
+        labels: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download the NAB corpus (pinned upstream commit), verifying every file's SHA-256.
+    FetchNab {
+        /// Destination folder (default: [data] dir).
+        #[arg(long, value_name = "DIR")]
+        dest: Option<PathBuf>,
+        /// Base URL the file paths are appended to.
+        #[arg(long, value_name = "URL", default_value = fetch::DEFAULT_BASE_URL)]
+        base_url: String,
+    },
+    /// Print the effective configuration (defaults, file and environment merged) as TOML.
+    PrintConfig,
+}
+
+/// Entry point of the binary.
+pub fn main() -> Result<()> {
+    install_error_hook()?;
+    let cli = Cli::parse();
+    let loaded = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        None => bail!(
+            "the terminal UI is not part of this build yet; see `pulsewatch --help` for the \
+             commands that are (score, eval, fetch-nab, print-config)"
+        ),
+        Some(Command::PrintConfig) => {
+            print!("# effective config; source: {}", loaded.source);
+            if !loaded.env_overrides.is_empty() {
+                print!("; environment: {}", loaded.env_overrides.join(", "));
+            }
+            println!("\n{}", loaded.config.to_toml());
+            Ok(())
+        }
+        Some(cmd) => {
+            let _guard = logging::init(&loaded.config.logging).map_err(|e| eyre!(e))?;
+            tracing::info!(source = %loaded.source, overrides = ?loaded.env_overrides, "config loaded");
+            run(cmd, &loaded)
+        }
+    }
+}
+
+fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
+    let cfg = &loaded.config;
+    match cmd {
+        Command::Score {
+            results,
+            detector,
+            data,
+            optimize,
+            json,
+        } => {
+            let root = data.unwrap_or_else(|| cfg.data.dir.clone());
+            let corpus = load_corpus(&root, None)?;
+            let scores = eval::results::read_detector_results(&results, &detector, &corpus)?;
+            let profiles = corpus.profiles()?;
+            let thresholds = corpus.thresholds()?;
+            let choice = if optimize {
+                ThresholdChoice::Optimize
+            } else {
+                ThresholdChoice::Shipped(&thresholds)
+            };
+            let report = eval::score_corpus(&corpus, &profiles, &detector, &scores, &choice, None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.summary_table());
+            }
+            Ok(())
+        }
+        Command::Eval {
+            detector,
+            data,
+            out,
+            labels,
+            json,
+        } => {
+            let name = detector.unwrap_or_else(|| cfg.detector.name.clone());
+            let kind: DetectorKind = name.parse().map_err(|e: String| eyre!(e))?;
+            let root = data.unwrap_or_else(|| cfg.data.dir.clone());
+            let corpus = load_corpus(&root, labels.as_deref())?;
+            let t0 = Instant::now();
+            let scores = eval::run_detector(&corpus, kind, &cfg.detector)?;
+            let elapsed = t0.elapsed();
+            tracing::info!(detector = %kind, rows = corpus.total_rows(), ?elapsed, "detector run");
+            eval::write_results(&out, kind.name(), &corpus, &scores)?;
+            let profiles = corpus.profiles()?;
+            let thresholds = corpus.thresholds()?;
+            let report = eval::score_corpus(
+                &corpus,
+                &profiles,
+                kind.name(),
+                &scores,
+                &ThresholdChoice::Optimize,
+                Some(&thresholds),
+            )?;
+            report.write_scores_files(&out, &corpus)?;
+            let summary = out.join(kind.name()).join("summary.json");
+            eval::results::write_atomic(
+                &summary,
+                serde_json::to_string_pretty(&report)?.as_bytes(),
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.full_table());
+                println!(
+                    "\nresults: {} (NAB layout); scored {} rows in {:.2?}",
+                    out.join(kind.name()).display(),
+                    corpus.total_rows(),
+                    elapsed
+                );
+            }
+            Ok(())
+        }
+        Command::FetchNab { dest, base_url } => {
+            let dest = dest.unwrap_or_else(|| cfg.data.dir.clone());
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .wrap_err("cannot start the async runtime")?;
+            let opts = fetch::FetchOptions::new(dest, base_url);
+            let summary = rt.block_on(fetch::fetch_nab(&opts))?;
+            println!("{summary}");
+            Ok(())
+        }
+        Command::PrintConfig => Ok(()),
+    }
+}
+
+fn load_corpus(root: &Path, labels: Option<&Path>) -> Result<Corpus> {
+    if !root.join("data").is_dir() {
+        bail!(
+            "no NAB corpus at {} (expected {}/data/<category>/<file>.csv); run `pulsewatch \
+             fetch-nab` or set [data] dir / PULSEWATCH_DATA_DIR",
+            root.display(),
+            root.display()
+        );
+    }
+    let t0 = Instant::now();
+    let corpus = match labels {
+        Some(l) => Corpus::load_subset(root, l)?,
+        None => Corpus::load(root)?,
+    };
+    tracing::info!(
+        target: "pulsewatch::ingest",
+        files = corpus.series.len(),
+        rows = corpus.total_rows(),
+        elapsed = ?t0.elapsed(),
+        "corpus loaded from {}",
+        root.display()
+    );
+    Ok(corpus)
+}
+
+fn install_error_hook() -> Result<()> {
+    let plain = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+        || !std::io::stderr().is_terminal();
+    let mut hook = color_eyre::config::HookBuilder::default().display_env_section(false);
+    if plain {
+        hook = hook.theme(color_eyre::config::Theme::new());
+    }
+    hook.install()
+}

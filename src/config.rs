@@ -1,0 +1,646 @@
+//! One config file for everything, layered:
+//!
+//! 1. built-in defaults ([`Config::default`], identical to the shipped `config.toml`);
+//! 2. the file: `--config PATH`, else `./config.toml`, else `$XDG_CONFIG_HOME/pulsewatch/config.toml`
+//!    (a partial file is fine; unknown keys are rejected);
+//! 3. environment overrides `PULSEWATCH_<SECTION>_<KEY>` (e.g. `PULSEWATCH_DATA_DIR`,
+//!    `PULSEWATCH_PUSHGATEWAY_URL`, `PULSEWATCH_DETECTOR_WINDOWED_GAUSSIAN_WINDOW`), for secrets and CI.
+//!
+//! A bad file gives one error naming the file, the line and the key; a bad environment override
+//! names the variable.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Environment variable prefix for overrides.
+pub const ENV_PREFIX: &str = "PULSEWATCH_";
+/// Environment variables with the prefix that are not config keys.
+const ENV_RESERVED: &[&str] = &["PULSEWATCH_CONFIG"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {msg}", path.display())]
+    Parse { path: PathBuf, msg: String },
+    #[error("environment variable {var}: {msg}")]
+    Env { var: String, msg: String },
+}
+
+/// A duration written like `250ms`, `15s`, `5m`, `1h`, `1d` (humantime syntax); `0s` means off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub const fn secs(s: u64) -> Self {
+        HumanDuration(Duration::from_secs(s))
+    }
+    pub const fn millis(ms: u64) -> Self {
+        HumanDuration(Duration::from_millis(ms))
+    }
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_zero() {
+            return f.write_str("0s");
+        }
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s == "0" {
+            return Ok(HumanDuration(Duration::ZERO));
+        }
+        humantime::parse_duration(s)
+            .map(HumanDuration)
+            .map_err(|e| format!("invalid duration {s:?} ({e}); write e.g. 250ms, 15s, 5m, 1h, 1d"))
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data: DataConfig,
+    pub replay: ReplayConfig,
+    pub prometheus: PrometheusConfig,
+    pub pushgateway: PushgatewayConfig,
+    pub detector: DetectorConfig,
+    pub forecast: ForecastConfig,
+    pub retrain: RetrainConfig,
+    pub tui: TuiConfig,
+    pub logging: LoggingConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data: DataConfig::default(),
+            replay: ReplayConfig::default(),
+            prometheus: PrometheusConfig::default(),
+            pushgateway: PushgatewayConfig::default(),
+            detector: DetectorConfig::default(),
+            forecast: ForecastConfig::default(),
+            retrain: RetrainConfig::default(),
+            tui: TuiConfig::default(),
+            logging: LoggingConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Root of the NAB corpus (data/, labels/, config/).
+    pub dir: PathBuf,
+}
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dir: PathBuf::from("data/nab"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplayConfig {
+    /// Points per second replayed per series.
+    pub speed: f64,
+    /// Start paused.
+    pub paused: bool,
+    /// Start again from the first row when a series ends.
+    pub loop_at_end: bool,
+}
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            speed: 10.0,
+            paused: false,
+            loop_at_end: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusConfig {
+    /// Base URL of the Prometheus server to poll with query_range.
+    pub url: String,
+    /// query_range step.
+    pub step: HumanDuration,
+    /// How far back each poll reads.
+    pub window: HumanDuration,
+    /// Per-request timeout.
+    pub timeout: HumanDuration,
+}
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        PrometheusConfig {
+            url: "http://127.0.0.1:9090".into(),
+            step: HumanDuration::secs(15),
+            window: HumanDuration::secs(3600),
+            timeout: HumanDuration::secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushgatewayConfig {
+    /// Base URL of the Pushgateway.
+    pub url: String,
+    /// The `job` grouping label.
+    pub job: String,
+    /// Per-request timeout.
+    pub timeout: HumanDuration,
+    /// Delete our groups when a long-running replay or the TUI exits.
+    pub delete_on_exit: bool,
+    /// Basic-auth user name ("" = none).
+    pub username: String,
+    /// Basic-auth password ("" = none); prefer PULSEWATCH_PUSHGATEWAY_PASSWORD.
+    pub password: String,
+    /// Bearer token ("" = none); prefer PULSEWATCH_PUSHGATEWAY_BEARER_TOKEN.
+    pub bearer_token: String,
+}
+impl Default for PushgatewayConfig {
+    fn default() -> Self {
+        PushgatewayConfig {
+            url: "http://127.0.0.1:9091".into(),
+            job: "pulsewatch".into(),
+            timeout: HumanDuration::secs(5),
+            delete_on_exit: true,
+            username: String::new(),
+            password: String::new(),
+            bearer_token: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorConfig {
+    /// Detector used by the TUI and headless mode.
+    pub name: String,
+    /// Anomaly flag threshold on the [0,1] score.
+    pub threshold: f64,
+    pub windowed_gaussian: WindowedGaussianConfig,
+}
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            name: "windowed-gaussian".into(),
+            threshold: 0.99,
+            windowed_gaussian: WindowedGaussianConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowedGaussianConfig {
+    /// Points in the rolling window.
+    pub window: usize,
+    /// Once the window is full, mean and std are recomputed every `step` points.
+    pub step: usize,
+}
+impl Default for WindowedGaussianConfig {
+    fn default() -> Self {
+        WindowedGaussianConfig {
+            window: 6400,
+            step: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForecastConfig {
+    /// Default model: "mstl", "ets" or "prophet".
+    pub model: String,
+    /// How far ahead to forecast.
+    pub horizon: HumanDuration,
+    /// Width of the prediction interval (0..1).
+    pub interval_width: f64,
+    /// How often the engine refits forecasts.
+    pub refresh: HumanDuration,
+    pub prophet: ProphetConfig,
+    pub mstl: MstlConfig,
+}
+impl Default for ForecastConfig {
+    fn default() -> Self {
+        ForecastConfig {
+            model: "mstl".into(),
+            horizon: HumanDuration::secs(86_400),
+            interval_width: 0.95,
+            refresh: HumanDuration::secs(60),
+            prophet: ProphetConfig::default(),
+            mstl: MstlConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProphetConfig {
+    pub changepoint_prior_scale: f64,
+    /// "additive" or "multiplicative".
+    pub seasonality_mode: String,
+    /// "auto", or a list such as ["daily", "weekly"].
+    pub seasonalities: Vec<String>,
+}
+impl Default for ProphetConfig {
+    fn default() -> Self {
+        ProphetConfig {
+            changepoint_prior_scale: 0.05,
+            seasonality_mode: "additive".into(),
+            seasonalities: vec!["auto".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MstlConfig {
+    /// "auto", or a list of periods such as ["daily", "weekly"].
+    pub periods: Vec<String>,
+}
+impl Default for MstlConfig {
+    fn default() -> Self {
+        MstlConfig {
+            periods: vec!["auto".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrainConfig {
+    /// Retrain fitted detectors on this schedule ("0s" = only on demand).
+    pub interval: HumanDuration,
+    /// Where fitted models are saved.
+    pub model_dir: PathBuf,
+}
+impl Default for RetrainConfig {
+    fn default() -> Self {
+        RetrainConfig {
+            interval: HumanDuration::secs(0),
+            model_dir: PathBuf::from("models"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TuiConfig {
+    /// Render tick: the screen redraws at most this often unless something changes.
+    pub tick: HumanDuration,
+    /// Chart marker: "braille", "dot", "block" or "bar" (non-braille for limited fonts).
+    pub marker: String,
+    /// Capture the mouse.
+    pub mouse: bool,
+}
+impl Default for TuiConfig {
+    fn default() -> Self {
+        TuiConfig {
+            tick: HumanDuration::millis(500),
+            marker: "braille".into(),
+            mouse: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// "error", "warn", "info", "debug" or "trace" (or a tracing filter directive).
+    pub level: String,
+    /// Directory for log files (one per component plus pulsewatch.log).
+    pub dir: PathBuf,
+}
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: "info".into(),
+            dir: PathBuf::from("logs"),
+        }
+    }
+}
+
+/// Where the effective config came from (for `print-config` and logs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Defaults,
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Defaults => f.write_str("built-in defaults"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub source: Source,
+    /// Environment variables that overrode a key.
+    pub env_overrides: Vec<String>,
+}
+
+impl Config {
+    /// Parses config text; `path` names errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            msg: describe_toml_error(&e, text),
+        })
+    }
+
+    /// Full lookup: explicit path, ./config.toml, XDG config dir, defaults; then environment.
+    pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let xdg = directories::ProjectDirs::from("", "", "pulsewatch")
+            .map(|d| d.config_dir().join("config.toml"));
+        Self::load_from(explicit, Path::new("config.toml"), xdg.as_deref(), &env)
+    }
+
+    /// [`Config::load`] with its inputs spelled out (for tests).
+    pub fn load_from(
+        explicit: Option<&Path>,
+        local: &Path,
+        xdg: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Loaded, ConfigError> {
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None if local.is_file() => Some(local.to_path_buf()),
+            None => xdg.filter(|p| p.is_file()).map(Path::to_path_buf),
+        };
+        let (config, source) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p).map_err(|e| ConfigError::Read {
+                    path: p.clone(),
+                    source: e,
+                })?;
+                (Self::from_toml(&text, &p)?, Source::File(p))
+            }
+            None => (Config::default(), Source::Defaults),
+        };
+        let (config, env_overrides) = apply_env(config, env)?;
+        Ok(Loaded {
+            config,
+            source,
+            env_overrides,
+        })
+    }
+
+    /// The effective config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot serialise config: {e}\n"))
+    }
+}
+
+fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim_end().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let line_text = text.lines().nth(line - 1).unwrap_or("").trim();
+            format!("line {line}: {msg} (at `{line_text}`)")
+        }
+        None => msg,
+    }
+}
+
+/// Applies `PULSEWATCH_<SECTION>_<KEY>` overrides. The variable's name is matched against the
+/// config's key tree (case-insensitive, `-` and `_` alike); its value is parsed as the type the
+/// key has.
+fn apply_env(
+    config: Config,
+    env: &[(String, String)],
+) -> Result<(Config, Vec<String>), ConfigError> {
+    let mut vars: Vec<&(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_RESERVED.contains(&k.as_str()))
+        .collect();
+    if vars.is_empty() {
+        return Ok((config, Vec::new()));
+    }
+    vars.sort();
+    let mut table = toml::Table::try_from(&config).map_err(|e| ConfigError::Env {
+        var: ENV_PREFIX.into(),
+        msg: e.to_string(),
+    })?;
+    let mut applied = Vec::new();
+    for (var, raw) in vars {
+        let name = &var[ENV_PREFIX.len()..];
+        let env_err = |msg: String| ConfigError::Env {
+            var: var.clone(),
+            msg,
+        };
+        let path = find_key(&table, name).ok_or_else(|| {
+            env_err("matches no config key (see `pulsewatch print-config` for the keys)".into())
+        })?;
+        let slot =
+            lookup_mut(&mut table, &path).ok_or_else(|| env_err("matches no config key".into()))?;
+        *slot = env_value(slot, raw)
+            .map_err(|m| env_err(format!("{} = {raw:?}: {m}", path.join("."))))?;
+        let check: Result<Config, _> = table.clone().try_into();
+        if let Err(e) = check {
+            return Err(env_err(format!(
+                "{}: {}",
+                path.join("."),
+                e.message().trim()
+            )));
+        }
+        applied.push(var.clone());
+    }
+    let config = table
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Env {
+            var: ENV_PREFIX.into(),
+            msg: e.message().to_string(),
+        })?;
+    Ok((config, applied))
+}
+
+fn norm(key: &str) -> String {
+    key.to_ascii_uppercase().replace('-', "_")
+}
+
+/// Finds the key path whose normalised, `_`-joined name equals `name`.
+fn find_key(table: &toml::Table, name: &str) -> Option<Vec<String>> {
+    for (k, v) in table {
+        let nk = norm(k);
+        if name == nk && !v.is_table() {
+            return Some(vec![k.clone()]);
+        }
+        if let (Some(rest), toml::Value::Table(sub)) = (name.strip_prefix(&format!("{nk}_")), v)
+            && let Some(mut p) = find_key(sub, rest)
+        {
+            p.insert(0, k.clone());
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn lookup_mut<'a>(table: &'a mut toml::Table, path: &[String]) -> Option<&'a mut toml::Value> {
+    let (first, rest) = path.split_first()?;
+    let v = table.get_mut(first)?;
+    if rest.is_empty() {
+        return Some(v);
+    }
+    match v {
+        toml::Value::Table(t) => lookup_mut(t, rest),
+        _ => None,
+    }
+}
+
+fn env_value(current: &toml::Value, raw: &str) -> Result<toml::Value, String> {
+    use toml::Value as V;
+    Ok(match current {
+        V::String(_) => V::String(raw.to_string()),
+        V::Integer(_) => V::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| "expected an integer".to_string())?,
+        ),
+        V::Float(_) => V::Float(
+            raw.trim()
+                .parse()
+                .map_err(|_| "expected a number".to_string())?,
+        ),
+        V::Boolean(_) => V::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => return Err("expected true or false".into()),
+        }),
+        V::Array(_) => {
+            let doc: toml::Table = toml::from_str(&format!("v = {raw}"))
+                .map_err(|_| "expected a TOML array such as [\"a\", \"b\"]".to_string())?;
+            doc.get("v").cloned().ok_or("expected an array")?
+        }
+        _ => return Err("cannot be set from the environment".into()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_and_types() {
+        let e = env(&[
+            ("PULSEWATCH_DATA_DIR", "/corpus"),
+            ("PULSEWATCH_DETECTOR_WINDOWED_GAUSSIAN_WINDOW", "128"),
+            ("PULSEWATCH_PUSHGATEWAY_DELETE_ON_EXIT", "false"),
+            ("PULSEWATCH_FORECAST_HORIZON", "2h"),
+            ("PULSEWATCH_CONFIG", "ignored"),
+            ("OTHER", "x"),
+        ]);
+        let l = Config::load_from(None, Path::new("/nonexistent/config.toml"), None, &e)
+            .expect("loads");
+        assert_eq!(l.config.data.dir, PathBuf::from("/corpus"));
+        assert_eq!(l.config.detector.windowed_gaussian.window, 128);
+        assert!(!l.config.pushgateway.delete_on_exit);
+        assert_eq!(l.config.forecast.horizon, HumanDuration::secs(7200));
+        assert_eq!(l.env_overrides.len(), 4);
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let e = env(&[("PULSEWATCH_DETECTOR_WINDOWED_GAUSSIAN_WINDOW", "many")]);
+        let err =
+            Config::load_from(None, Path::new("/nonexistent"), None, &e).expect_err("bad int");
+        assert!(
+            err.to_string()
+                .contains("PULSEWATCH_DETECTOR_WINDOWED_GAUSSIAN_WINDOW"),
+            "{err}"
+        );
+        let e = env(&[("PULSEWATCH_NOPE_KEY", "1")]);
+        let err =
+            Config::load_from(None, Path::new("/nonexistent"), None, &e).expect_err("unknown");
+        assert!(err.to_string().contains("PULSEWATCH_NOPE_KEY"), "{err}");
+        let e = env(&[("PULSEWATCH_FORECAST_HORIZON", "soon")]);
+        let err =
+            Config::load_from(None, Path::new("/nonexistent"), None, &e).expect_err("duration");
+        assert!(err.to_string().contains("forecast.horizon"), "{err}");
+    }
+
+    #[test]
+    fn file_errors_name_file_line_and_key() {
+        let text = "[data]\ndir = \"x\"\n\n[replay]\nspeeed = 3.0\n";
+        let err = Config::from_toml(text, Path::new("my.toml")).expect_err("unknown key");
+        let s = err.to_string();
+        assert!(s.starts_with("my.toml: line 5:"), "{s}");
+        assert!(s.contains("speeed"), "{s}");
+        let err = Config::from_toml("[replay]\nspeed = \"fast\"\n", Path::new("c.toml"))
+            .expect_err("type");
+        let s = err.to_string();
+        assert!(s.contains("line 2") && s.contains("speed"), "{s}");
+    }
+
+    #[test]
+    fn partial_file_keeps_defaults() {
+        let c = Config::from_toml("[replay]\nspeed = 3.5\n", Path::new("c.toml")).expect("parses");
+        assert_eq!(c.replay.speed, 3.5);
+        assert_eq!(c.data, DataConfig::default());
+    }
+
+    #[test]
+    fn lookup_order_explicit_local_xdg() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = dir.path().join("local.toml");
+        let xdg = dir.path().join("xdg.toml");
+        std::fs::write(&xdg, "[replay]\nspeed = 2.0\n").expect("write");
+        let l = Config::load_from(None, &local, Some(&xdg), &[]).expect("xdg");
+        assert_eq!(l.config.replay.speed, 2.0);
+        std::fs::write(&local, "[replay]\nspeed = 3.0\n").expect("write");
+        let l = Config::load_from(None, &local, Some(&xdg), &[]).expect("local");
+        assert_eq!(l.config.replay.speed, 3.0);
+        let missing = dir.path().join("missing.toml");
+        let err = Config::load_from(Some(&missing), &local, Some(&xdg), &[])
+            .expect_err("explicit missing");
+        assert!(err.to_string().contains("missing.toml"));
+    }
+}

@@ -1,0 +1,122 @@
+//! Windowed Gaussian: NAB's simplest statistical baseline, written from its description.
+//!
+//! The score of a point is the two-sided tail probability of its z-score under a Gaussian fitted to
+//! the points *before* it: `1 - Q(|x - mean| / std)`, so 0.5 for a point at the mean and → 1 far away.
+//! The window grows to `window` points; after that mean and standard deviation are refreshed every
+//! `step` points over the latest `window` points.
+
+use std::collections::VecDeque;
+
+use super::{Detector, Point};
+
+/// Smallest standard deviation used, so a flat line does not divide by zero.
+const MIN_STD: f64 = 1e-6;
+
+#[derive(Debug, Clone)]
+pub struct WindowedGaussian {
+    window: usize,
+    step: usize,
+    data: VecDeque<f64>,
+    pending: Vec<f64>,
+    mean: f64,
+    std: f64,
+}
+
+impl WindowedGaussian {
+    pub fn new(window: usize, step: usize) -> Self {
+        let window = window.max(1);
+        WindowedGaussian {
+            window,
+            step: step.clamp(1, window),
+            data: VecDeque::with_capacity(window),
+            pending: Vec::new(),
+            mean: 0.0,
+            std: 1.0,
+        }
+    }
+
+    fn refresh(&mut self) {
+        let n = self.data.len() as f64;
+        let mean = self.data.iter().sum::<f64>() / n;
+        let var = self
+            .data
+            .iter()
+            .map(|x| (x - mean) * (x - mean))
+            .sum::<f64>()
+            / n;
+        self.mean = mean;
+        self.std = var.sqrt();
+        if self.std == 0.0 {
+            self.std = MIN_STD;
+        }
+    }
+}
+
+/// Upper tail of the standard normal: Q(z) = P(Z > z).
+pub(crate) fn normal_q(z: f64) -> f64 {
+    0.5 * libm::erfc(z / std::f64::consts::SQRT_2)
+}
+
+impl Detector for WindowedGaussian {
+    fn update(&mut self, p: Point) -> f64 {
+        let score = if self.data.is_empty() {
+            0.0
+        } else {
+            let z = (p.value - self.mean).abs() / self.std;
+            1.0 - normal_q(z)
+        };
+        if self.data.len() < self.window {
+            self.data.push_back(p.value);
+            self.refresh();
+        } else {
+            self.pending.push(p.value);
+            if self.pending.len() == self.step {
+                for v in self.pending.drain(..) {
+                    self.data.pop_front();
+                    self.data.push_back(v);
+                }
+                self.refresh();
+            }
+        }
+        score
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(d: &mut WindowedGaussian, v: f64) -> f64 {
+        d.update(Point {
+            timestamp: 0,
+            value: v,
+        })
+    }
+
+    #[test]
+    fn outlier_scores_near_one_and_mean_scores_half() {
+        let mut d = WindowedGaussian::new(100, 10);
+        for i in 0..100 {
+            feed(&mut d, if i % 2 == 0 { 1.0 } else { -1.0 });
+        }
+        assert!((feed(&mut d, 0.0) - 0.5).abs() < 1e-9);
+        assert!(feed(&mut d, 10.0) > 0.999_999);
+    }
+
+    #[test]
+    fn first_point_scores_zero_and_flat_line_is_finite() {
+        let mut d = WindowedGaussian::new(10, 5);
+        assert_eq!(feed(&mut d, 3.0), 0.0);
+        for _ in 0..20 {
+            let s = feed(&mut d, 3.0);
+            assert!((0.0..=1.0).contains(&s));
+        }
+        assert!(feed(&mut d, 4.0) > 0.999);
+    }
+
+    #[test]
+    fn normal_q_known_values() {
+        assert!((normal_q(0.0) - 0.5).abs() < 1e-15);
+        assert!((normal_q(1.96) - 0.024_997_895).abs() < 1e-8);
+    }
+}

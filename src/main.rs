@@ -1,0 +1,3 @@
+fn main() -> color_eyre::Result<()> {
+    pulsewatch::cli::main()
+}
