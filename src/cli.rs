@@ -133,7 +133,8 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
             } else {
                 ThresholdChoice::Shipped(&thresholds)
             };
-            let report = eval::score_corpus(&corpus, &profiles, &detector, &scores, &choice, None)?;
+            let report =
+                eval::score_corpus(&corpus, &profiles, &detector, &scores, &choice, false)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -158,14 +159,13 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
             tracing::info!(detector = %kind, rows = corpus.total_rows(), ?elapsed, "detector run");
             eval::write_results(&out, kind.name(), &corpus, &scores)?;
             let profiles = corpus.profiles()?;
-            let thresholds = corpus.thresholds()?;
             let report = eval::score_corpus(
                 &corpus,
                 &profiles,
                 kind.name(),
                 &scores,
                 &ThresholdChoice::Optimize,
-                Some(&thresholds),
+                true,
             )?;
             report.write_scores_files(&out, &corpus)?;
             let summary = out.join(kind.name()).join("summary.json");

@@ -2,6 +2,7 @@
 //! thresholds (shipped or corpus-wide optimised) and score with NAB's rules ([`scorer`]).
 
 pub mod results;
+pub mod scoreboard;
 pub mod scorer;
 
 use std::collections::BTreeMap;
@@ -86,7 +87,7 @@ pub struct CategoryReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct PublishedRow {
     pub detector: String,
-    /// profile → normalised score, from the raw scores in `config/thresholds.json`.
+    /// profile → published normalised score ([`scoreboard::PUBLISHED`]).
     pub profiles: BTreeMap<String, f64>,
 }
 
@@ -181,7 +182,7 @@ pub fn score_corpus(
     det: &str,
     scores: &[Vec<f64>],
     choice: &ThresholdChoice<'_>,
-    published: Option<&Thresholds>,
+    with_published: bool,
 ) -> Result<Report, EvalError> {
     let labels: Vec<FileLabels> = corpus
         .series
@@ -281,9 +282,11 @@ pub fn score_corpus(
             }
         }
     }
-    let published = published
-        .map(|t| published_rows(t, profiles, scored_windows, total_windows))
-        .unwrap_or_default();
+    let published = if with_published {
+        published_rows()
+    } else {
+        Vec::new()
+    };
     Ok(Report {
         detector: det.into(),
         corpus: corpus.root.display().to_string(),
@@ -300,25 +303,16 @@ pub fn score_corpus(
     })
 }
 
-/// The published scoreboard rows, normalised from the raw scores NAB ships in thresholds.json.
-fn published_rows(
-    t: &Thresholds,
-    profiles: &[Profile],
-    scored_windows: usize,
-    total_windows: usize,
-) -> Vec<PublishedRow> {
-    PUBLISHED
+/// The published scoreboard rows shown beside ours.
+fn published_rows() -> Vec<PublishedRow> {
+    scoreboard::SHOWN
         .iter()
         .filter_map(|det| {
-            let m = t.get(*det)?;
-            let profiles = profiles
+            let scores = scoreboard::published(det)?;
+            let profiles = scoreboard::PROFILES
                 .iter()
-                .filter_map(|p| {
-                    let e = m.get(&p.name)?;
-                    let null = -p.costs.fn_ * scored_windows as f64;
-                    let perfect = p.costs.tp * total_windows as f64;
-                    Some((p.name.clone(), normalize(e.score, null, perfect)))
-                })
+                .zip(scores)
+                .map(|(p, v)| ((*p).to_string(), v))
                 .collect();
             Some(PublishedRow {
                 detector: (*det).to_string(),
@@ -432,7 +426,10 @@ impl Report {
         }
         s.push('\n');
         if !self.published.is_empty() {
-            let _ = writeln!(s, "\npublished NAB scoreboard (shipped thresholds):");
+            let _ = writeln!(
+                s,
+                "\npublished NAB scoreboard (NAB v1.1, shipped thresholds):"
+            );
             for r in &self.published {
                 let _ = write!(s, "{:<38}", r.detector);
                 for n in &names {

@@ -11,9 +11,10 @@
 
 use crate::ingest::nab::{CostMatrix, Window};
 
-/// `scaledSigmoid(p)`: `-1` for `p >= 3`, else `2 sigmoid(-5 p) - 1`.
+/// `scaledSigmoid(p)`: `-1` for `p > 3`, else `2 sigmoid(-5 p) - 1`. (NAB's current code says
+/// `p >= 3`; the published results were made with `p > 3`, which differs exactly at `p = 3`.)
 pub fn scaled_sigmoid(p: f64) -> f64 {
-    if p >= 3.0 {
+    if p > 3.0 {
         -1.0
     } else {
         2.0 / (1.0 + (5.0 * p).exp()) - 1.0
@@ -116,12 +117,15 @@ impl FileLabels {
                     }
                 }
                 None => {
-                    let p = match prev {
-                        None => 3.0,
-                        Some((a, b)) => (i.abs_diff(b)) as f64 / ((b - a + 1) as f64 - 1.0),
+                    // Before any window has ended a false positive costs the full A_FP.
+                    let unweighted = match prev {
+                        None => -1.0,
+                        Some((a, b)) => {
+                            scaled_sigmoid(i.abs_diff(b) as f64 / ((b - a + 1) as f64 - 1.0))
+                        }
                     };
                     RowWeight {
-                        weight: scaled_sigmoid(p) * c.fp,
+                        weight: unweighted * c.fp,
                         window: None,
                     }
                 }
@@ -313,7 +317,8 @@ mod tests {
         assert_eq!(probationary_len(22695), 750);
         assert_eq!(probationary_len(5), 0);
         assert!((max_tp() - 0.986_614_298_151_430_5).abs() < 1e-15);
-        assert_eq!(scaled_sigmoid(3.0), -1.0);
+        assert_eq!(scaled_sigmoid(3.000_001), -1.0);
+        assert!((scaled_sigmoid(3.0) + 0.999_999_388_2).abs() < 1e-9);
         assert!(scaled_sigmoid(0.0).abs() < 1e-15);
     }
 

@@ -1,0 +1,38 @@
+//! Honesty rule: detectors are causal. For every detector, cutting a series after row t leaves the
+//! scores of rows <= t unchanged.
+
+#[path = "support/corpus.rs"]
+mod corpus;
+
+use pulsewatch::config::DetectorConfig;
+use pulsewatch::detect::{DetectorKind, score_series};
+use pulsewatch::ingest::nab::Corpus;
+
+#[test]
+fn truncating_a_series_never_changes_earlier_scores() {
+    let Some(root) = corpus::nab_root() else {
+        return;
+    };
+    let c = Corpus::load(&root).expect("corpus");
+    let cfg = DetectorConfig::default();
+    let picks = [
+        "realKnownCause/nyc_taxi.csv",
+        "artificialWithAnomaly/art_daily_jumpsup.csv",
+        "realAWSCloudwatch/ec2_cpu_utilization_825cc2.csv",
+        "realTweets/Twitter_volume_AAPL.csv",
+    ];
+    for kind in DetectorKind::ALL {
+        for key in picks {
+            let s = c.series.iter().find(|s| s.key == key).expect(key);
+            let full = score_series(kind.build(&cfg).as_mut(), &s.timestamps, &s.values);
+            for cut in [1, 700, s.len() / 2, s.len() - 1] {
+                let part = score_series(
+                    kind.build(&cfg).as_mut(),
+                    &s.timestamps[..cut],
+                    &s.values[..cut],
+                );
+                assert_eq!(part[..], full[..cut], "{kind} {key} cut at {cut}");
+            }
+        }
+    }
+}
