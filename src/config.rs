@@ -213,6 +213,8 @@ pub struct DetectorConfig {
     /// Anomaly flag threshold on the [0,1] score.
     pub threshold: f64,
     pub windowed_gaussian: WindowedGaussianConfig,
+    pub isolation_forest: IsolationForestConfig,
+    pub lstm_ae: LstmAeConfig,
 }
 impl Default for DetectorConfig {
     fn default() -> Self {
@@ -220,6 +222,76 @@ impl Default for DetectorConfig {
             name: "windowed-gaussian".into(),
             threshold: 0.99,
             windowed_gaussian: WindowedGaussianConfig::default(),
+            isolation_forest: IsolationForestConfig::default(),
+            lstm_ae: LstmAeConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IsolationForestConfig {
+    /// Number of trees.
+    pub trees: usize,
+    /// Points sampled (without replacement) to grow each tree.
+    pub sample_size: usize,
+    /// Length of the sliding window of values each feature vector is made from.
+    pub window: usize,
+    /// Points of history the forest is fitted on (the first points of a series, then the latest
+    /// ones at each refit); never points after the one being scored.
+    pub train: usize,
+    /// Refit on the latest `train` points every this many points (0 = fit once).
+    pub refit_every: usize,
+    /// Isolation score (0..1) that counts as anomalous; scores are mapped so it lands at 0.5.
+    pub threshold: f64,
+    /// Random seed (fits are reproducible).
+    pub seed: u64,
+}
+impl Default for IsolationForestConfig {
+    fn default() -> Self {
+        IsolationForestConfig {
+            trees: 100,
+            sample_size: 256,
+            window: 30,
+            train: 750,
+            refit_every: 0,
+            threshold: 0.6,
+            seed: 42,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LstmAeConfig {
+    /// Length of the sequences the autoencoder reconstructs.
+    pub sequence: usize,
+    /// Hidden size of the encoder and decoder LSTMs.
+    pub hidden: usize,
+    /// Training epochs.
+    pub epochs: usize,
+    /// AdamW learning rate.
+    pub learning_rate: f64,
+    /// Mini-batch size.
+    pub batch: usize,
+    /// Reconstruction error (MSE on standardised values) that counts as anomalous; mapped to 0.5.
+    pub threshold: f64,
+    /// Points of history the model is trained on (the first points of a series).
+    pub train: usize,
+    /// Random seed for initialisation and shuffling.
+    pub seed: u64,
+}
+impl Default for LstmAeConfig {
+    fn default() -> Self {
+        LstmAeConfig {
+            sequence: 50,
+            hidden: 32,
+            epochs: 10,
+            learning_rate: 0.01,
+            batch: 64,
+            threshold: 0.025,
+            train: 750,
+            seed: 42,
         }
     }
 }

@@ -5,6 +5,9 @@
 //! fed so far. One parameter set serves every series; detectors never see a file name or label.
 
 mod gaussian;
+pub mod iforest;
+pub mod lstm;
+pub mod pulse;
 
 pub use gaussian::WindowedGaussian;
 
@@ -25,6 +28,58 @@ pub struct Point {
 pub trait Detector: Send {
     /// Scores `point` using it and the points fed before it; returns a score in [0, 1].
     fn update(&mut self, point: Point) -> f64;
+
+    /// Detectors with a fit step (Isolation Forest, LSTM autoencoder) expose it here.
+    fn trainable(&mut self) -> Option<&mut dyn Trainable> {
+        None
+    }
+}
+
+/// Progress of a fit, reported to the engine (and from there to the TUI).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitProgress {
+    /// Completed steps (epochs, trees, ...) and their total.
+    pub done: usize,
+    pub total: usize,
+    /// Training loss after the step, where the model has one.
+    pub loss: Option<f64>,
+}
+
+/// What a fit is told: where to report progress and whether to stop.
+pub struct FitControl<'a> {
+    pub cancel: &'a std::sync::atomic::AtomicBool,
+    pub progress: &'a mut dyn FnMut(FitProgress),
+}
+
+impl FitControl<'_> {
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    #[error("training cancelled")]
+    Cancelled,
+    #[error("not enough history to train: {have} points, need {need}")]
+    TooShort { have: usize, need: usize },
+    #[error("training failed: {0}")]
+    Failed(String),
+    #[error("model state is unreadable: {0}")]
+    BadState(String),
+}
+
+/// A detector whose model is fitted on history and can be saved and restored.
+pub trait Trainable {
+    /// Fits the model on `history`: points at or before the next point the detector will score,
+    /// never later ones. Replaces any previous fit on success; keeps it on error or cancel.
+    fn fit(&mut self, history: &[Point], ctl: &mut FitControl<'_>) -> Result<(), FitError>;
+    /// Whether a fitted model is in place.
+    fn is_fitted(&self) -> bool;
+    /// The fitted model's state (for persistence); `None` when not fitted.
+    fn save_state(&self) -> Option<Vec<u8>>;
+    /// Restores a state produced by `save_state` of the same detector and parameters.
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), FitError>;
 }
 
 /// The detectors this build knows, by their CLI / config name.
@@ -34,10 +89,19 @@ pub enum DetectorKind {
     Null,
     /// Rolling mean and standard deviation; two-sided Gaussian tail probability.
     WindowedGaussian,
+    /// Isolation Forest over sliding-window features (the first system we replace).
+    IsolationForest,
+    /// LSTM autoencoder reconstruction error (the second system we replace).
+    LstmAe,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 2] = [DetectorKind::Null, DetectorKind::WindowedGaussian];
+    pub const ALL: [DetectorKind; 4] = [
+        DetectorKind::Null,
+        DetectorKind::WindowedGaussian,
+        DetectorKind::IsolationForest,
+        DetectorKind::LstmAe,
+    ];
 
     /// Name used on the command line, in config and in NAB results files (no underscores:
     /// NAB derives the detector name from the text before the first `_`).
@@ -45,6 +109,8 @@ impl DetectorKind {
         match self {
             DetectorKind::Null => "null",
             DetectorKind::WindowedGaussian => "windowed-gaussian",
+            DetectorKind::IsolationForest => "isolation-forest",
+            DetectorKind::LstmAe => "lstm-ae",
         }
     }
 
@@ -56,6 +122,10 @@ impl DetectorKind {
                 cfg.windowed_gaussian.window,
                 cfg.windowed_gaussian.step,
             )),
+            DetectorKind::IsolationForest => {
+                Box::new(iforest::IsolationForest::new(&cfg.isolation_forest))
+            }
+            DetectorKind::LstmAe => Box::new(lstm::LstmAe::new(&cfg.lstm_ae)),
         }
     }
 }
