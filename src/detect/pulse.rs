@@ -26,10 +26,27 @@ pub struct PulseParams {
     /// Score level that counts as an alarm for the refractory period.
     pub alarm: f64,
     /// Which signals are on: [value, |diff|, short mean, short std, seasonal residual mean, seasonal |resid| ].
-    pub enabled: [bool; 6],
+    pub enabled: [bool; 8],
+    /// Points in the long short-term mean.
+    pub long: usize,
     /// Points in the short window of seasonal residuals.
     pub season_short: usize,
+    /// EWMA rate of the daily profile per day.
+    pub profile_rate: f64,
     pub min_std: f64,
+    pub calibrate: bool,
+    pub weights: [f64; 8],
+    pub season_gate: f64,
+    pub lik_mode: u8,
+    pub rest_mode: u8,
+    pub damp: f64,
+    pub lik_short: usize,
+    pub lik_weight: f64,
+    pub gate_power: f64,
+    pub calib_history: f64,
+    pub prior_rate: f64,
+    pub prior_weight: f64,
+    pub prior_excess: f64,
 }
 
 impl Default for PulseParams {
@@ -43,9 +60,24 @@ impl Default for PulseParams {
             spatial_tolerance: 0.05,
             refractory: 0,
             alarm: 0.5,
-            enabled: [true, true, true, true, true, true],
+            enabled: [true; 8],
+            long: 40,
             season_short: 6,
+            profile_rate: 0.3,
             min_std: 1e-3,
+            calibrate: false,
+            weights: [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0],
+            season_gate: 100.0,
+            lik_mode: 0,
+            rest_mode: 0,
+            damp: 0.0,
+            lik_short: 10,
+            lik_weight: 0.01,
+            gate_power: 0.0,
+            calib_history: 5000.0,
+            prior_rate: 0.01,
+            prior_weight: 100.0,
+            prior_excess: 0.1,
         }
     }
 }
@@ -88,7 +120,7 @@ impl Likelihood {
             let mean = self.sum / n;
             let var = (self.sumsq / n - mean * mean).max(0.0);
             let std = var.sqrt().max(self.min_std);
-            1.0 - normal_q((m - mean) / std)
+            (m - mean) / std
         } else {
             0.5
         };
@@ -149,11 +181,17 @@ pub struct Pulse {
     p: PulseParams,
     n: usize,
     prev: Option<f64>,
-    env: [Envelope; 6],
+    env: [Envelope; 8],
+    long_buf: VecDeque<f64>,
+    long_sum: f64,
+    week: VecDeque<f64>,
+    week_short: VecDeque<f64>,
+    week_sum: f64,
     last_ts: Option<i64>,
     dts: Vec<i64>,
     period: Option<usize>,
-    ring: VecDeque<f64>,
+    profile: Vec<f64>,
+    phase: usize,
     res_short: VecDeque<f64>,
     res_sum: f64,
     res_abs: f64,
@@ -162,6 +200,14 @@ pub struct Pulse {
     short_sq: f64,
     scale: f64,
     recent: VecDeque<f64>,
+    /// Per feature: decayed count of points, of exceedances, and sum of excess.
+    calib: [[f64; 3]; 8],
+    /// Index of the feature behind the latest score (diagnostics).
+    pub last_feature: usize,
+    /// Decayed mean |seasonal residual| and mean |x - mean| (seasonality strength).
+    season_err: f64,
+    level_err: f64,
+    lik: Likelihood,
 }
 
 impl Pulse {
@@ -170,15 +216,26 @@ impl Pulse {
             n: 0,
             prev: None,
             env: std::array::from_fn(|_| Envelope::new()),
+            long_buf: VecDeque::new(),
+            long_sum: 0.0,
+            week: VecDeque::new(),
+            week_short: VecDeque::new(),
+            week_sum: 0.0,
             short: VecDeque::new(),
             short_sum: 0.0,
             short_sq: 0.0,
             scale: 0.0,
             recent: VecDeque::new(),
+            calib: [[0.0; 3]; 8],
+            last_feature: 0,
+            season_err: 0.0,
+            level_err: 0.0,
+            lik: Likelihood::new(p.short, p.history, p.min_std),
             last_ts: None,
             dts: Vec::new(),
             period: None,
-            ring: VecDeque::new(),
+            profile: Vec::new(),
+            phase: 0,
             res_short: VecDeque::new(),
             res_sum: 0.0,
             res_abs: 0.0,
@@ -224,9 +281,18 @@ impl Detector for Pulse {
         self.last_ts = Some(pt.timestamp);
         let (mut rmean, mut rabs) = (0.0, 0.0);
         if let Some(per) = self.period.filter(|&p| p > 0) {
-            if self.ring.len() == per {
-                let lag = self.ring.front().copied().unwrap_or(x);
-                let r = x - lag;
+            // Seasonal profile: an EWMA of the value at each phase of the day.
+            if self.profile.len() != per {
+                self.profile = vec![f64::NAN; per];
+            }
+            let phase = self.phase % per;
+            self.phase += 1;
+            let prof = self.profile[phase];
+            if prof.is_finite() {
+                let r = x - prof;
+                let a = 1.0 / (self.n as f64).min(p.history as f64);
+                self.season_err += (r.abs() - self.season_err) * a;
+                self.level_err += ((x - self.env[0].mean).abs() - self.level_err) * a;
                 if self.res_short.len() == p.season_short {
                     let o = self.res_short.pop_front().unwrap_or(0.0);
                     self.res_sum -= o;
@@ -238,19 +304,72 @@ impl Detector for Pulse {
                 let k = self.res_short.len() as f64;
                 rmean = self.res_sum / k;
                 rabs = self.res_abs / k;
-                self.ring.pop_front();
+                self.profile[phase] = prof + p.profile_rate * (x - prof);
+            } else {
+                self.profile[phase] = x;
             }
-            self.ring.push_back(x);
         }
-        let feats = [x, diff, smean, sstd, rmean, rabs];
-        let two = [true, false, true, false, true, false];
+        let rho = self.season_err / self.level_err.max(1e-12);
+        let season_gain = ((p.season_gate - rho) / p.season_gate).clamp(0.0, 1.0);
+        if self.long_buf.len() == p.long {
+            self.long_sum -= self.long_buf.pop_front().unwrap_or(0.0);
+        }
+        self.long_buf.push_back(x);
+        self.long_sum += x;
+        let lmean = self.long_sum / self.long_buf.len() as f64;
+        let mut wmean = 0.0;
+        if let Some(per) = self.period.filter(|&p| p > 0) {
+            let wper = per * 7;
+            if self.week.len() == wper {
+                let r = x - self.week.pop_front().unwrap_or(x);
+                if self.week_short.len() == p.season_short {
+                    self.week_sum -= self.week_short.pop_front().unwrap_or(0.0);
+                }
+                self.week_short.push_back(r);
+                self.week_sum += r;
+                wmean = self.week_sum / self.week_short.len() as f64;
+            }
+            self.week.push_back(x);
+        }
+        let feats = [x, diff, smean, sstd, rmean, rabs, lmean, wmean];
+        let two = [true, false, true, false, true, false, true, true];
         let mut u: f64 = 0.0;
-        for i in 0..6 {
+        let cdecay = 1.0 - 1.0 / p.calib_history;
+        for i in 0..8 {
             let ex = self.env[i].update(feats[i], decay, two[i], floor);
+            let c = &mut self.calib[i];
+            let surprise = if ex > 0.0 {
+                let rate = (c[1] + p.prior_weight * p.prior_rate) / (c[0] + p.prior_weight);
+                let mean_ex = (c[2] + p.prior_excess) / (c[1] + 1.0);
+                -rate.ln() + ex / mean_ex
+            } else {
+                0.0
+            };
+            if self.n > p.warmup / 2 {
+                c[0] = c[0] * cdecay + 1.0;
+                if ex > 0.0 {
+                    c[1] = c[1] * cdecay + 1.0;
+                    c[2] = c[2] * cdecay + ex;
+                } else {
+                    c[1] *= cdecay;
+                    c[2] *= cdecay;
+                }
+            }
             if p.enabled[i] {
-                u = u.max(ex);
+                let g = if i == 4 || i == 5 || i == 7 { season_gain.powf(p.gate_power) } else { 1.0 };
+                let v = g * p.weights[i] * if p.calibrate { surprise } else { ex };
+                if v > u {
+                    u = v;
+                    self.last_feature = i;
+                }
             }
         }
+        let z = self.lik.update(u, p.lik_short);
+        let u = match p.lik_mode {
+            0 => u,
+            1 => z.max(0.0),
+            _ => u.max(p.lik_weight * z.max(0.0)),
+        };
         let recent_max = self.recent.iter().copied().fold(0.0, f64::max);
         if self.recent.len() == p.refractory.max(1) {
             self.recent.pop_front();
@@ -259,7 +378,15 @@ impl Detector for Pulse {
         if self.n <= p.warmup {
             return 0.0;
         }
-        let u = if p.refractory > 0 && u <= recent_max * (1.0 + p.alarm) { u * p.min_std } else { u };
-        u / (u + p.spatial_tolerance)
+        let u = match p.rest_mode {
+            0 => {
+                if p.refractory > 0 && u <= recent_max * (1.0 + p.alarm) { u * p.damp } else { u }
+            }
+            _ => {
+                // Rest: after an excess >= alarm, stay quiet for `refractory` points.
+                if recent_max >= p.alarm { u * p.damp } else { u }
+            }
+        };
+        1.0 - (-u / 10.0).exp()
     }
 }

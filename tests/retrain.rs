@@ -1,0 +1,295 @@
+//! Retraining and persistence: versioned model files with atomic writes, load-or-fit with a
+//! warning and retrain on missing / corrupt / incompatible files, background retrain with progress
+//! and cancellation, and the retrain schedule.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use pulsewatch::detect::train::{
+    LoadOutcome, ModelStore, RetrainRequest, RetrainSchedule, TrainEvent, load_or_fit, spawn_retrain,
+};
+use pulsewatch::detect::{Detector, FitControl, FitError, FitProgress, Point, Trainable};
+
+/// A toy model with a fit step: learns mean and std; scores |z| squashed to [0, 1].
+#[derive(Default)]
+struct MeanModel {
+    model: Option<(f64, f64)>,
+    steps: usize,
+    delay: Duration,
+}
+
+static FITS: AtomicUsize = AtomicUsize::new(0);
+
+impl MeanModel {
+    fn new(steps: usize, delay_ms: u64) -> Self {
+        MeanModel { model: None, steps, delay: Duration::from_millis(delay_ms) }
+    }
+}
+
+impl Detector for MeanModel {
+    fn update(&mut self, p: Point) -> f64 {
+        match self.model {
+            Some((m, s)) => {
+                let z = ((p.value - m) / s).abs();
+                z / (1.0 + z)
+            }
+            None => 0.5,
+        }
+    }
+    fn trainable(&mut self) -> Option<&mut dyn Trainable> {
+        Some(self)
+    }
+}
+
+impl Trainable for MeanModel {
+    fn fit(&mut self, history: &[Point], ctl: &mut FitControl<'_>) -> Result<(), FitError> {
+        if history.len() < 2 {
+            return Err(FitError::TooShort { have: history.len(), need: 2 });
+        }
+        for step in 1..=self.steps {
+            if ctl.cancelled() {
+                return Err(FitError::Cancelled);
+            }
+            std::thread::sleep(self.delay);
+            (ctl.progress)(FitProgress { done: step, total: self.steps, loss: Some(1.0 / step as f64) });
+        }
+        let n = history.len() as f64;
+        let m = history.iter().map(|p| p.value).sum::<f64>() / n;
+        let v = history.iter().map(|p| (p.value - m).powi(2)).sum::<f64>() / n;
+        self.model = Some((m, v.sqrt().max(1e-9)));
+        FITS.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+    fn is_fitted(&self) -> bool {
+        self.model.is_some()
+    }
+    fn save_state(&self) -> Option<Vec<u8>> {
+        self.model.map(|(m, s)| format!("{m} {s}").into_bytes())
+    }
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), FitError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| FitError::BadState(e.to_string()))?;
+        let mut it = text.split(' ').map(str::parse::<f64>);
+        match (it.next(), it.next()) {
+            (Some(Ok(m)), Some(Ok(s))) => {
+                self.model = Some((m, s));
+                Ok(())
+            }
+            _ => Err(FitError::BadState(format!("bad state {text:?}"))),
+        }
+    }
+}
+
+fn history(n: usize) -> Vec<Point> {
+    (0..n).map(|i| Point { timestamp: i as i64 * 300, value: (i % 7) as f64 }).collect()
+}
+
+fn no_temp_files(dir: &std::path::Path) {
+    for e in walk(dir) {
+        assert!(!e.ends_with(".tmp"), "temp file left: {e}");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn store_round_trips_and_rejects_damaged_or_foreign_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ModelStore::new(dir.path());
+    let key = "realKnownCause/nyc_taxi.csv";
+    let (o, _) = store.load("toy", "p1", key);
+    assert!(matches!(o, LoadOutcome::Missing(_)), "{o:?}");
+    let path = store.save("toy", "p1", key, 100, b"1.5 2.5").expect("save");
+    assert!(path.starts_with(dir.path().join("toy")));
+    no_temp_files(dir.path());
+    let (o, v) = store.load("toy", "p1", key);
+    assert!(matches!(o, LoadOutcome::Loaded(_)), "{o:?}");
+    let (h, payload) = v.expect("payload");
+    assert_eq!((h.trained_points, h.series.as_str(), payload.as_slice()), (100, key, &b"1.5 2.5"[..]));
+
+    let reject = |why: &str| {
+        let (o, v) = store.load("toy", "p1", key);
+        match o {
+            LoadOutcome::Rejected(_, reason) => assert!(reason.contains(why), "{reason}"),
+            other => panic!("expected rejection for {why}, got {other:?}"),
+        }
+        assert!(v.is_none());
+    };
+    // Other parameters or detector: stale.
+    assert!(matches!(store.load("toy", "p2", key).0, LoadOutcome::Rejected(..)));
+    // Flipped payload byte: checksum.
+    let good = std::fs::read(&path).expect("read");
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x55;
+    std::fs::write(&path, &bad).expect("write");
+    reject("checksum");
+    // Truncated.
+    std::fs::write(&path, &good[..good.len() - 3]).expect("write");
+    reject("checksum");
+    // Not ours at all.
+    std::fs::write(&path, b"PK\x03\x04 garbage").expect("write");
+    reject("not a pulsewatch model");
+    // A future format version.
+    let text = String::from_utf8(good.clone()).expect("utf8").replace("\"format_version\":1", "\"format_version\":99");
+    std::fs::write(&path, text).expect("write");
+    reject("format version 99");
+}
+
+#[test]
+fn load_or_fit_trains_saves_restores_and_recovers_from_corruption() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ModelStore::new(dir.path());
+    let h = history(500);
+    let key = "cat/a.csv";
+    let first = load_or_fit(Box::new(MeanModel::new(2, 0)), "toy", "p", key, &h, &store);
+    assert!(matches!(first.outcome, LoadOutcome::Missing(_)));
+    assert!(matches!(first.fitted, Some(Ok(_))));
+    let mut a = first.detector;
+    let path = store.path("toy", key);
+    assert!(path.exists(), "model saved at {}", path.display());
+
+    let second = load_or_fit(Box::new(MeanModel::new(2, 0)), "toy", "p", key, &h, &store);
+    assert!(matches!(second.outcome, LoadOutcome::Loaded(_)), "{:?}", second.outcome);
+    assert!(second.fitted.is_none(), "restored models are not refitted");
+    let mut b = second.detector;
+    let probe = Point { timestamp: 0, value: 42.0 };
+    assert_eq!(a.update(probe), b.update(probe));
+
+    // Corrupt the file: a warning and a retrain, never a panic; the file is valid again after.
+    std::fs::write(&path, b"pulsewatch-model\n{not json").expect("corrupt");
+    let third = load_or_fit(Box::new(MeanModel::new(2, 0)), "toy", "p", key, &h, &store);
+    assert!(matches!(third.outcome, LoadOutcome::Rejected(..)), "{:?}", third.outcome);
+    assert!(matches!(third.fitted, Some(Ok(_))));
+    let fourth = load_or_fit(Box::new(MeanModel::new(2, 0)), "toy", "p", key, &h, &store);
+    assert!(matches!(fourth.outcome, LoadOutcome::Loaded(_)), "{:?}", fourth.outcome);
+
+    // A payload the detector cannot read (valid envelope): rejected, retrained.
+    store.save("toy", "p", key, 1, b"nonsense").expect("save");
+    let fifth = load_or_fit(Box::new(MeanModel::new(2, 0)), "toy", "p", key, &h, &store);
+    assert!(matches!(fifth.outcome, LoadOutcome::Rejected(..)), "{:?}", fifth.outcome);
+    assert!(matches!(fifth.fitted, Some(Ok(_))));
+    no_temp_files(dir.path());
+}
+
+#[tokio::test]
+async fn background_retrain_reports_progress_and_saves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ModelStore::new(dir.path());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let job = spawn_retrain(
+        RetrainRequest {
+            detector: Box::new(MeanModel::new(4, 5)),
+            name: "toy".into(),
+            params: "p".into(),
+            series: "cat/a.csv".into(),
+            history: history(300),
+            store: Some(store.clone()),
+        },
+        tx,
+    );
+    let det = job.finish().await;
+    assert!(det.is_some());
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    let steps: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Progress { progress, .. } => Some(progress.done),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps, vec![1, 2, 3, 4]);
+    match events.last() {
+        Some(TrainEvent::Finished { saved: Some(p), .. }) => assert!(p.exists()),
+        other => panic!("expected Finished with a saved model, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn cancelled_retrain_keeps_the_previous_model_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ModelStore::new(dir.path());
+    let key = "cat/a.csv";
+    let old = store.save("toy", "p", key, 10, b"1 1").expect("save");
+    let before = std::fs::read(&old).expect("read");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let job = spawn_retrain(
+        RetrainRequest {
+            detector: Box::new(MeanModel::new(1000, 2)),
+            name: "toy".into(),
+            params: "p".into(),
+            series: key.into(),
+            history: history(300),
+            store: Some(store.clone()),
+        },
+        tx,
+    );
+    // Wait for the fit to be under way, then cancel.
+    loop {
+        match rx.recv().await {
+            Some(TrainEvent::Progress { .. }) => break,
+            Some(other) => panic!("unexpected {other:?}"),
+            None => panic!("channel closed"),
+        }
+    }
+    let t0 = Instant::now();
+    job.cancel();
+    assert!(job.finish().await.is_none(), "a cancelled retrain yields no detector");
+    assert!(t0.elapsed() < Duration::from_secs(2), "cancel took {:?}", t0.elapsed());
+    let mut last = None;
+    while let Ok(e) = rx.try_recv() {
+        last = Some(e);
+    }
+    assert!(matches!(last, Some(TrainEvent::Cancelled { .. })), "{last:?}");
+    assert_eq!(std::fs::read(&old).expect("read"), before, "model file untouched");
+}
+
+#[tokio::test]
+async fn failing_fit_reports_failure() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let job = spawn_retrain(
+        RetrainRequest {
+            detector: Box::new(MeanModel::new(1, 0)),
+            name: "toy".into(),
+            params: "p".into(),
+            series: "s".into(),
+            history: history(1),
+            store: None,
+        },
+        tx,
+    );
+    assert!(job.finish().await.is_none());
+    match rx.recv().await {
+        Some(TrainEvent::Failed { error, .. }) => assert!(error.contains("not enough history"), "{error}"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[test]
+fn schedule_is_due_once_per_interval_and_never_when_zero() {
+    let t0 = Instant::now();
+    let mut s = RetrainSchedule::new(Duration::from_secs(60), t0);
+    assert!(!s.due(t0 + Duration::from_secs(59)));
+    assert!(s.due(t0 + Duration::from_secs(60)));
+    assert!(!s.due(t0 + Duration::from_secs(61)));
+    assert!(s.due(t0 + Duration::from_secs(121)));
+    s.reset(t0 + Duration::from_secs(150));
+    assert!(!s.due(t0 + Duration::from_secs(200)));
+    let mut off = RetrainSchedule::new(Duration::ZERO, t0);
+    assert!(!off.due(t0 + Duration::from_secs(1_000_000)));
+}
