@@ -74,6 +74,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Evaluate several detectors and print one markdown table of their NAB scores beside the
+    /// published scoreboard (the README's table is made with this command).
+    Scoreboard {
+        /// Detectors to evaluate (default: all).
+        #[arg(long, value_name = "NAME", value_delimiter = ',')]
+        detectors: Vec<String>,
+        /// Corpus root (default: [data] dir).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Output folder for results (NAB layout).
+        #[arg(long, value_name = "DIR", default_value = "results")]
+        out: PathBuf,
+    },
     /// Download the NAB corpus (pinned upstream commit), verifying every file's SHA-256.
     FetchNab {
         /// Destination folder (default: [data] dir).
@@ -183,6 +196,66 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
                     corpus.total_rows(),
                     elapsed
                 );
+            }
+            Ok(())
+        }
+        Command::Scoreboard {
+            detectors,
+            data,
+            out,
+        } => {
+            let kinds: Vec<DetectorKind> = if detectors.is_empty() {
+                DetectorKind::ALL.to_vec()
+            } else {
+                detectors
+                    .iter()
+                    .map(|d| d.parse().map_err(|e: String| eyre!(e)))
+                    .collect::<Result<_>>()?
+            };
+            let root = data.unwrap_or_else(|| cfg.data.dir.clone());
+            let corpus = load_corpus(&root, None)?;
+            let profiles = corpus.profiles()?;
+            let mut rows = Vec::new();
+            for kind in kinds {
+                let t0 = Instant::now();
+                let scores = eval::run_detector(&corpus, kind, &cfg.detector)?;
+                let elapsed = t0.elapsed();
+                eval::write_results(&out, kind.name(), &corpus, &scores)?;
+                let report = eval::score_corpus(
+                    &corpus,
+                    &profiles,
+                    kind.name(),
+                    &scores,
+                    &ThresholdChoice::Optimize,
+                    false,
+                )?;
+                report.write_scores_files(&out, &corpus)?;
+                eprintln!("scoreboard: {kind} done in {elapsed:.1?}");
+                rows.push((kind, report, elapsed));
+            }
+            println!(
+                "| detector | standard | reward_low_FP_rate | reward_low_FN_rate | eval time |"
+            );
+            println!("|---|---|---|---|---|");
+            for (kind, r, elapsed) in &rows {
+                let s: Vec<String> = r
+                    .profiles
+                    .iter()
+                    .map(|p| format!("{:.2}", p.normalized))
+                    .collect();
+                println!(
+                    "| {kind} (ours) | {} | {:.1} s |",
+                    s.join(" | "),
+                    elapsed.as_secs_f64()
+                );
+            }
+            for (det, s) in eval::scoreboard::PUBLISHED {
+                if eval::scoreboard::SHOWN.contains(det) || *det == "knncad" || *det == "htmjava" {
+                    println!(
+                        "| *published:* {det} | {:.2} | {:.2} | {:.2} | |",
+                        s[0], s[1], s[2]
+                    );
+                }
             }
             Ok(())
         }

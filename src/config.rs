@@ -219,8 +219,8 @@ pub struct DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
-            name: "windowed-gaussian".into(),
-            threshold: 0.99,
+            name: "pulse".into(),
+            threshold: 0.5,
             windowed_gaussian: WindowedGaussianConfig::default(),
             isolation_forest: IsolationForestConfig::default(),
             lstm_ae: LstmAeConfig::default(),

@@ -150,6 +150,27 @@ fn eval_windowed_gaussian_writes_nab_results_that_score_back_the_same() {
 }
 
 #[test]
+fn eval_pulse_keeps_its_nab_score() {
+    // Regression guard for the default detector: 69.607 / 64.570 / 73.416 when tuned.
+    let Some(root) = corpus::nab_root() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let v = eval_json(
+        "pulse",
+        &root,
+        &tmp.path().join("out"),
+        &tmp.path().join("logs"),
+    );
+    let got: Vec<f64> = (0..3)
+        .map(|i| v["profiles"][i]["normalized"].as_f64().expect("f64"))
+        .collect();
+    for (g, floor) in got.iter().zip([69.5, 64.4, 73.3]) {
+        assert!(*g >= floor, "pulse scores {got:?}, below {floor}");
+    }
+}
+
+#[test]
 fn eval_table_shows_categories_and_published_rows() {
     let Some(root) = corpus::nab_root() else {
         return;

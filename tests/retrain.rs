@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pulsewatch::detect::train::{
-    LoadOutcome, ModelStore, RetrainRequest, RetrainSchedule, TrainEvent, load_or_fit, spawn_retrain,
+    LoadOutcome, ModelStore, RetrainRequest, RetrainSchedule, TrainEvent, load_or_fit,
+    spawn_retrain,
 };
 use pulsewatch::detect::{Detector, FitControl, FitError, FitProgress, Point, Trainable};
 
@@ -22,7 +23,11 @@ static FITS: AtomicUsize = AtomicUsize::new(0);
 
 impl MeanModel {
     fn new(steps: usize, delay_ms: u64) -> Self {
-        MeanModel { model: None, steps, delay: Duration::from_millis(delay_ms) }
+        MeanModel {
+            model: None,
+            steps,
+            delay: Duration::from_millis(delay_ms),
+        }
     }
 }
 
@@ -44,14 +49,21 @@ impl Detector for MeanModel {
 impl Trainable for MeanModel {
     fn fit(&mut self, history: &[Point], ctl: &mut FitControl<'_>) -> Result<(), FitError> {
         if history.len() < 2 {
-            return Err(FitError::TooShort { have: history.len(), need: 2 });
+            return Err(FitError::TooShort {
+                have: history.len(),
+                need: 2,
+            });
         }
         for step in 1..=self.steps {
             if ctl.cancelled() {
                 return Err(FitError::Cancelled);
             }
             std::thread::sleep(self.delay);
-            (ctl.progress)(FitProgress { done: step, total: self.steps, loss: Some(1.0 / step as f64) });
+            (ctl.progress)(FitProgress {
+                done: step,
+                total: self.steps,
+                loss: Some(1.0 / step as f64),
+            });
         }
         let n = history.len() as f64;
         let m = history.iter().map(|p| p.value).sum::<f64>() / n;
@@ -80,7 +92,12 @@ impl Trainable for MeanModel {
 }
 
 fn history(n: usize) -> Vec<Point> {
-    (0..n).map(|i| Point { timestamp: i as i64 * 300, value: (i % 7) as f64 }).collect()
+    (0..n)
+        .map(|i| Point {
+            timestamp: i as i64 * 300,
+            value: (i % 7) as f64,
+        })
+        .collect()
 }
 
 fn no_temp_files(dir: &std::path::Path) {
@@ -117,7 +134,10 @@ fn store_round_trips_and_rejects_damaged_or_foreign_files() {
     let (o, v) = store.load("toy", "p1", key);
     assert!(matches!(o, LoadOutcome::Loaded(_)), "{o:?}");
     let (h, payload) = v.expect("payload");
-    assert_eq!((h.trained_points, h.series.as_str(), payload.as_slice()), (100, key, &b"1.5 2.5"[..]));
+    assert_eq!(
+        (h.trained_points, h.series.as_str(), payload.as_slice()),
+        (100, key, &b"1.5 2.5"[..])
+    );
 
     let reject = |why: &str| {
         let (o, v) = store.load("toy", "p1", key);
@@ -128,7 +148,10 @@ fn store_round_trips_and_rejects_damaged_or_foreign_files() {
         assert!(v.is_none());
     };
     // Other parameters or detector: stale.
-    assert!(matches!(store.load("toy", "p2", key).0, LoadOutcome::Rejected(..)));
+    assert!(matches!(
+        store.load("toy", "p2", key).0,
+        LoadOutcome::Rejected(..)
+    ));
     // Flipped payload byte: checksum.
     let good = std::fs::read(&path).expect("read");
     let mut bad = good.clone();
@@ -143,7 +166,9 @@ fn store_round_trips_and_rejects_damaged_or_foreign_files() {
     std::fs::write(&path, b"PK\x03\x04 garbage").expect("write");
     reject("not a pulsewatch model");
     // A future format version.
-    let text = String::from_utf8(good.clone()).expect("utf8").replace("\"format_version\":1", "\"format_version\":99");
+    let text = String::from_utf8(good.clone())
+        .expect("utf8")
+        .replace("\"format_version\":1", "\"format_version\":99");
     std::fs::write(&path, text).expect("write");
     reject("format version 99");
 }
@@ -162,24 +187,43 @@ fn load_or_fit_trains_saves_restores_and_recovers_from_corruption() {
     assert!(path.exists(), "model saved at {}", path.display());
 
     let second = load_or_fit(Box::new(MeanModel::new(2, 0)), "toy", "p", key, &h, &store);
-    assert!(matches!(second.outcome, LoadOutcome::Loaded(_)), "{:?}", second.outcome);
+    assert!(
+        matches!(second.outcome, LoadOutcome::Loaded(_)),
+        "{:?}",
+        second.outcome
+    );
     assert!(second.fitted.is_none(), "restored models are not refitted");
     let mut b = second.detector;
-    let probe = Point { timestamp: 0, value: 42.0 };
+    let probe = Point {
+        timestamp: 0,
+        value: 42.0,
+    };
     assert_eq!(a.update(probe), b.update(probe));
 
     // Corrupt the file: a warning and a retrain, never a panic; the file is valid again after.
     std::fs::write(&path, b"pulsewatch-model\n{not json").expect("corrupt");
     let third = load_or_fit(Box::new(MeanModel::new(2, 0)), "toy", "p", key, &h, &store);
-    assert!(matches!(third.outcome, LoadOutcome::Rejected(..)), "{:?}", third.outcome);
+    assert!(
+        matches!(third.outcome, LoadOutcome::Rejected(..)),
+        "{:?}",
+        third.outcome
+    );
     assert!(matches!(third.fitted, Some(Ok(_))));
     let fourth = load_or_fit(Box::new(MeanModel::new(2, 0)), "toy", "p", key, &h, &store);
-    assert!(matches!(fourth.outcome, LoadOutcome::Loaded(_)), "{:?}", fourth.outcome);
+    assert!(
+        matches!(fourth.outcome, LoadOutcome::Loaded(_)),
+        "{:?}",
+        fourth.outcome
+    );
 
     // A payload the detector cannot read (valid envelope): rejected, retrained.
     store.save("toy", "p", key, 1, b"nonsense").expect("save");
     let fifth = load_or_fit(Box::new(MeanModel::new(2, 0)), "toy", "p", key, &h, &store);
-    assert!(matches!(fifth.outcome, LoadOutcome::Rejected(..)), "{:?}", fifth.outcome);
+    assert!(
+        matches!(fifth.outcome, LoadOutcome::Rejected(..)),
+        "{:?}",
+        fifth.outcome
+    );
     assert!(matches!(fifth.fitted, Some(Ok(_))));
     no_temp_files(dir.path());
 }
@@ -249,14 +293,28 @@ async fn cancelled_retrain_keeps_the_previous_model_file() {
     }
     let t0 = Instant::now();
     job.cancel();
-    assert!(job.finish().await.is_none(), "a cancelled retrain yields no detector");
-    assert!(t0.elapsed() < Duration::from_secs(2), "cancel took {:?}", t0.elapsed());
+    assert!(
+        job.finish().await.is_none(),
+        "a cancelled retrain yields no detector"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "cancel took {:?}",
+        t0.elapsed()
+    );
     let mut last = None;
     while let Ok(e) = rx.try_recv() {
         last = Some(e);
     }
-    assert!(matches!(last, Some(TrainEvent::Cancelled { .. })), "{last:?}");
-    assert_eq!(std::fs::read(&old).expect("read"), before, "model file untouched");
+    assert!(
+        matches!(last, Some(TrainEvent::Cancelled { .. })),
+        "{last:?}"
+    );
+    assert_eq!(
+        std::fs::read(&old).expect("read"),
+        before,
+        "model file untouched"
+    );
 }
 
 #[tokio::test]
@@ -275,7 +333,9 @@ async fn failing_fit_reports_failure() {
     );
     assert!(job.finish().await.is_none());
     match rx.recv().await {
-        Some(TrainEvent::Failed { error, .. }) => assert!(error.contains("not enough history"), "{error}"),
+        Some(TrainEvent::Failed { error, .. }) => {
+            assert!(error.contains("not enough history"), "{error}")
+        }
         other => panic!("expected Failed, got {other:?}"),
     }
 }

@@ -86,6 +86,8 @@ pub trait Trainable {
 /// The detectors this build knows, by their CLI / config name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DetectorKind {
+    /// Our default: record envelopes over seven streaming features, with a rest after alarms.
+    Pulse,
     /// Constant 0.5: NAB's baseline that never detects at its threshold.
     Null,
     /// Rolling mean and standard deviation; two-sided Gaussian tail probability.
@@ -97,7 +99,8 @@ pub enum DetectorKind {
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 4] = [
+    pub const ALL: [DetectorKind; 5] = [
+        DetectorKind::Pulse,
         DetectorKind::Null,
         DetectorKind::WindowedGaussian,
         DetectorKind::IsolationForest,
@@ -108,6 +111,7 @@ impl DetectorKind {
     /// NAB derives the detector name from the text before the first `_`).
     pub fn name(self) -> &'static str {
         match self {
+            DetectorKind::Pulse => "pulse",
             DetectorKind::Null => "null",
             DetectorKind::WindowedGaussian => "windowed-gaussian",
             DetectorKind::IsolationForest => "isolation-forest",
@@ -118,6 +122,7 @@ impl DetectorKind {
     /// A fresh detector for one series.
     pub fn build(self, cfg: &DetectorConfig) -> Box<dyn Detector> {
         match self {
+            DetectorKind::Pulse => Box::new(pulse::Pulse::new()),
             DetectorKind::Null => Box::new(Null),
             DetectorKind::WindowedGaussian => Box::new(WindowedGaussian::new(
                 cfg.windowed_gaussian.window,

@@ -146,7 +146,11 @@ impl ModelStore {
     }
 }
 
-fn parse_model(bytes: &[u8], detector: &str, params: &str) -> Result<(ModelHeader, Vec<u8>), String> {
+fn parse_model(
+    bytes: &[u8],
+    detector: &str,
+    params: &str,
+) -> Result<(ModelHeader, Vec<u8>), String> {
     let mut parts = bytes.splitn(3, |&b| b == b'\n');
     let magic = parts.next().unwrap_or_default();
     if magic != MAGIC.as_bytes() {
@@ -168,7 +172,9 @@ fn parse_model(bytes: &[u8], detector: &str, params: &str) -> Result<(ModelHeade
     if header.params != params {
         return Err("fitted with other parameters".into());
     }
-    if payload.len() != header.payload_len || hex(&Sha256::digest(&payload)) != header.payload_sha256 {
+    if payload.len() != header.payload_len
+        || hex(&Sha256::digest(&payload)) != header.payload_sha256
+    {
         return Err("payload checksum mismatch (corrupt file)".into());
     }
     Ok((header, payload))
@@ -247,10 +253,22 @@ pub fn load_or_fit(
 /// Progress of a background retrain, as the engine and the TUI see it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainEvent {
-    Progress { series: String, progress: FitProgress },
-    Finished { series: String, elapsed: Duration, saved: Option<PathBuf> },
-    Cancelled { series: String },
-    Failed { series: String, error: String },
+    Progress {
+        series: String,
+        progress: FitProgress,
+    },
+    Finished {
+        series: String,
+        elapsed: Duration,
+        saved: Option<PathBuf>,
+    },
+    Cancelled {
+        series: String,
+    },
+    Failed {
+        series: String,
+        error: String,
+    },
 }
 
 /// A retrain running on a blocking thread.
@@ -262,7 +280,8 @@ pub struct TrainJob {
 impl TrainJob {
     /// Asks the fit to stop at its next checkpoint; the previous model stays in use.
     pub fn cancel(&self) {
-        self.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The freshly fitted detector, or `None` if it was cancelled or failed (see the events).
