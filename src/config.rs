@@ -86,7 +86,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub data: DataConfig,
@@ -98,22 +98,6 @@ pub struct Config {
     pub retrain: RetrainConfig,
     pub tui: TuiConfig,
     pub logging: LoggingConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            data: DataConfig::default(),
-            replay: ReplayConfig::default(),
-            prometheus: PrometheusConfig::default(),
-            pushgateway: PushgatewayConfig::default(),
-            detector: DetectorConfig::default(),
-            forecast: ForecastConfig::default(),
-            retrain: RetrainConfig::default(),
-            tui: TuiConfig::default(),
-            logging: LoggingConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
