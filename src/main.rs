@@ -1,3 +1,10 @@
 fn main() -> color_eyre::Result<()> {
+    // candle (lstm-ae) re-reads /proc/cpuinfo on every matrix multiply unless rayon's thread
+    // count is set, which costs ~40 % of a fit; pin it to the core count before any thread starts.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // SAFETY: nothing else runs yet, so no other thread reads the environment.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
     pulsewatch::cli::main()
 }
