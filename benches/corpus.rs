@@ -26,12 +26,7 @@ fn bench(c: &mut Criterion) {
     });
     let corpus = Corpus::load(&root).expect("corpus loads");
     let profiles = corpus.profiles().expect("profiles");
-    let labels: Vec<FileLabels> = corpus
-        .series
-        .iter()
-        .zip(&corpus.windows)
-        .map(|(s, w)| FileLabels::new(s.len(), w))
-        .collect();
+    let labels = FileLabels::for_corpus(&corpus);
     // Scores: the min-max scaled value, a deterministic stand-in with many distinct thresholds.
     let scores: Vec<Vec<f64>> = corpus
         .series

@@ -167,20 +167,8 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
             let root = data.unwrap_or_else(|| cfg.data.dir.clone());
             let corpus = load_corpus(&root, labels.as_deref())?;
             let t0 = Instant::now();
-            let scores = eval::run_detector(&corpus, kind, &cfg.detector)?;
+            let report = eval::evaluate(&corpus, &corpus.profiles()?, kind, &cfg.detector, &out)?;
             let elapsed = t0.elapsed();
-            tracing::info!(detector = %kind, rows = corpus.total_rows(), ?elapsed, "detector run");
-            eval::write_results(&out, kind.name(), &corpus, &scores)?;
-            let profiles = corpus.profiles()?;
-            let report = eval::score_corpus(
-                &corpus,
-                &profiles,
-                kind.name(),
-                &scores,
-                &ThresholdChoice::Optimize,
-                true,
-            )?;
-            report.write_scores_files(&out, &corpus)?;
             let summary = out.join(kind.name()).join("summary.json");
             eval::results::write_atomic(
                 &summary,
@@ -218,18 +206,8 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
             let mut rows = Vec::new();
             for kind in kinds {
                 let t0 = Instant::now();
-                let scores = eval::run_detector(&corpus, kind, &cfg.detector)?;
+                let report = eval::evaluate(&corpus, &profiles, kind, &cfg.detector, &out)?;
                 let elapsed = t0.elapsed();
-                eval::write_results(&out, kind.name(), &corpus, &scores)?;
-                let report = eval::score_corpus(
-                    &corpus,
-                    &profiles,
-                    kind.name(),
-                    &scores,
-                    &ThresholdChoice::Optimize,
-                    false,
-                )?;
-                report.write_scores_files(&out, &corpus)?;
                 eprintln!("scoreboard: {kind} done in {elapsed:.1?}");
                 rows.push((kind, report, elapsed));
             }

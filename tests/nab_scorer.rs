@@ -174,12 +174,7 @@ fn corpus_wide_optimisation_matches_current_nab_optimizer() {
     let Some((corpus, res)) = setup() else { return };
     let profiles = corpus.profiles().expect("profiles");
     let scores = results::read_detector_results(&res, "numenta", &corpus).expect("results");
-    let labels: Vec<FileLabels> = corpus
-        .series
-        .iter()
-        .zip(&corpus.windows)
-        .map(|(s, w)| FileLabels::new(s.len(), w))
-        .collect();
+    let labels = FileLabels::for_corpus(&corpus);
     let files: Vec<(&FileLabels, &[f64])> = labels
         .iter()
         .zip(&scores)

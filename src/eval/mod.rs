@@ -162,6 +162,32 @@ pub fn run_detector(
     Ok(scores)
 }
 
+/// The whole `eval` pipeline for one detector: run it over the corpus, write its results and the
+/// per-profile scores files under `<out>/<det>/` (NAB layout), and score it with thresholds
+/// optimised corpus-wide, beside the published scoreboard.
+pub fn evaluate(
+    corpus: &Corpus,
+    profiles: &[Profile],
+    kind: DetectorKind,
+    cfg: &DetectorConfig,
+    out: &Path,
+) -> Result<Report, EvalError> {
+    let t0 = std::time::Instant::now();
+    let scores = run_detector(corpus, kind, cfg)?;
+    tracing::info!(detector = %kind, rows = corpus.total_rows(), elapsed = ?t0.elapsed(), "detector run");
+    write_results(out, kind.name(), corpus, &scores)?;
+    let report = score_corpus(
+        corpus,
+        profiles,
+        kind.name(),
+        &scores,
+        &ThresholdChoice::Optimize,
+        true,
+    )?;
+    report.write_scores_files(out, corpus)?;
+    Ok(report)
+}
+
 /// Writes every series' results file under `<out>/<det>/`.
 pub fn write_results(
     out: &Path,
@@ -184,12 +210,7 @@ pub fn score_corpus(
     choice: &ThresholdChoice<'_>,
     with_published: bool,
 ) -> Result<Report, EvalError> {
-    let labels: Vec<FileLabels> = corpus
-        .series
-        .iter()
-        .zip(&corpus.windows)
-        .map(|(s, w)| FileLabels::new(s.len(), w))
-        .collect();
+    let labels = FileLabels::for_corpus(corpus);
     let total_windows = corpus.total_windows();
     let scored_windows: usize = labels.iter().map(FileLabels::scored_windows).sum();
     let mut reports = Vec::new();

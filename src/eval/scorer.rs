@@ -88,6 +88,16 @@ impl FileLabels {
         }
     }
 
+    /// Labels of every series of a corpus, in corpus order.
+    pub fn for_corpus(corpus: &crate::ingest::nab::Corpus) -> Vec<FileLabels> {
+        corpus
+            .series
+            .iter()
+            .zip(&corpus.windows)
+            .map(|(s, w)| FileLabels::new(s.len(), w))
+            .collect()
+    }
+
     /// Windows that have at least one scored row: they count in the score.
     pub fn scored_window(&self, k: usize) -> bool {
         self.windows[k].1 >= self.probation
