@@ -222,7 +222,7 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
                     .map(|p| format!("{:.2}", p.normalized))
                     .collect();
                 println!(
-                    "| {kind} (ours) | {} | {:.1} s |",
+                    "| {kind} (ours) | {} | {:.2} s |",
                     s.join(" | "),
                     elapsed.as_secs_f64()
                 );
