@@ -87,6 +87,10 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "results")]
         out: PathBuf,
     },
+    /// Forecast a series with Prophet, MSTL+ETS or ETS (point, lower, upper per step); with
+    /// --holdout, fit on all but the last horizon and report MAE, MASE, sMAPE and coverage;
+    /// with --all, evaluate every NAB series.
+    Forecast(crate::forecast::cli::ForecastArgs),
     /// Download the NAB corpus (pinned upstream commit), verifying every file's SHA-256.
     FetchNab {
         /// Destination folder (default: [data] dir).
@@ -237,6 +241,7 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
             }
             Ok(())
         }
+        Command::Forecast(args) => crate::forecast::cli::run(&args, cfg),
         Command::FetchNab { dest, base_url } => {
             let dest = dest.unwrap_or_else(|| cfg.data.dir.clone());
             let rt = tokio::runtime::Builder::new_multi_thread()

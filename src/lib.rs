@@ -21,5 +21,6 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod eval;
+pub mod forecast;
 pub mod ingest;
 pub mod logging;
