@@ -151,7 +151,8 @@ fn eval_windowed_gaussian_writes_nab_results_that_score_back_the_same() {
 
 #[test]
 fn eval_pulse_keeps_its_nab_score() {
-    // Regression guard for the default detector: 69.607 / 64.570 / 73.416 when tuned.
+    // Regression guard for the default detector: 72.423 / 67.267 / 76.156 when tuned; the bar
+    // of the detectors issue is 70 standard.
     let Some(root) = corpus::nab_root() else {
         return;
     };
@@ -165,7 +166,7 @@ fn eval_pulse_keeps_its_nab_score() {
     let got: Vec<f64> = (0..3)
         .map(|i| v["profiles"][i]["normalized"].as_f64().expect("f64"))
         .collect();
-    for (g, floor) in got.iter().zip([69.5, 64.4, 73.3]) {
+    for (g, floor) in got.iter().zip([72.3, 67.1, 76.0]) {
         assert!(*g >= floor, "pulse scores {got:?}, below {floor}");
     }
 }
