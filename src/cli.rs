@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
@@ -11,8 +11,11 @@ use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 use crate::config::{Config, Loaded};
 use crate::detect::DetectorKind;
 use crate::eval::{self, ThresholdChoice};
+use crate::export::api;
+use crate::headless;
 use crate::ingest::fetch;
 use crate::ingest::nab::Corpus;
+use crate::ingest::source::SourceKind;
 use crate::logging;
 
 #[derive(Debug, Parser)]
@@ -30,6 +33,32 @@ pub struct Cli {
     /// Config file (default: ./config.toml, else the XDG config dir, else built-in defaults).
     #[arg(long, global = true, value_name = "PATH", env = "PULSEWATCH_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// Run once: ingest what the source has now, score, forecast, push to the Pushgateway, print
+    /// a summary and exit (non-zero when the push still fails after retries). For cron and CI.
+    #[arg(long)]
+    pub once: bool,
+
+    /// With --once: print JSON (schema `pulsewatch.once/v1`, see the README) instead of a table.
+    #[arg(long, requires = "once")]
+    pub json: bool,
+
+    /// Where series come from: nab, prometheus or host (default: [source] kind).
+    #[arg(long, value_name = "KIND")]
+    pub source: Option<String>,
+
+    /// Detector to run (default: [detector] name).
+    #[arg(long, value_name = "NAME")]
+    pub detector: Option<String>,
+
+    /// Serve /metrics and the JSON API on ADDR: HOST:PORT, :PORT or PORT (the last two bind
+    /// 127.0.0.1). Default: [api] listen (off).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Run without the terminal UI even when stdout is a terminal.
+    #[arg(long)]
+    pub headless: bool,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -110,10 +139,11 @@ pub fn main() -> Result<()> {
     let cli = Cli::parse();
     let loaded = Config::load(cli.config.as_deref())?;
     match cli.command {
-        None => bail!(
-            "the terminal UI is not part of this build yet; see `pulsewatch --help` for the \
-             commands that are (score, eval, fetch-nab, print-config)"
-        ),
+        None => {
+            let _guard = logging::init(&loaded.config.logging).map_err(|e| eyre!(e))?;
+            tracing::info!(source = %loaded.source, overrides = ?loaded.env_overrides, "config loaded");
+            live(&cli, loaded.config.clone())
+        }
         Some(Command::PrintConfig) => {
             print!("# effective config; source: {}", loaded.source);
             if !loaded.env_overrides.is_empty() {
@@ -128,6 +158,43 @@ pub fn main() -> Result<()> {
             run(cmd, &loaded)
         }
     }
+}
+
+/// The main job: `--once`, or the long-running monitor.
+fn live(cli: &Cli, mut cfg: Config) -> Result<()> {
+    if let Some(d) = &cli.detector {
+        cfg.detector.name = d.clone();
+    }
+    let kind: SourceKind = cli
+        .source
+        .as_deref()
+        .unwrap_or(&cfg.source.kind)
+        .parse()
+        .map_err(|e: String| eyre!(e))?;
+    let listen = match cli.listen.as_deref().unwrap_or(&cfg.api.listen) {
+        "" => None,
+        a => Some(api::parse_listen(a).map_err(|e| eyre!(e))?),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .wrap_err("cannot start the async runtime")?;
+    if cli.once {
+        let report = rt.block_on(headless::once(&cfg, kind))?;
+        if cli.json {
+            println!("{}", serde_json::to_string_pretty(&report.json())?);
+        } else {
+            print!("{}", report.table());
+        }
+        if let Some(f) = report.failure() {
+            bail!(f);
+        }
+        return Ok(());
+    }
+    if !cli.headless && std::io::stdout().is_terminal() {
+        eprintln!("pulsewatch: the terminal UI is not part of this build yet; running headless");
+    }
+    rt.block_on(headless::run(&cfg, kind, listen, Duration::from_secs(5)))
 }
 
 fn run(cmd: Command, loaded: &Loaded) -> Result<()> {

@@ -89,15 +89,101 @@ impl<'de> Deserialize<'de> for HumanDuration {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    pub source: SourceConfig,
     pub data: DataConfig,
     pub replay: ReplayConfig,
     pub prometheus: PrometheusConfig,
+    pub host: HostConfig,
     pub pushgateway: PushgatewayConfig,
+    pub api: ApiConfig,
     pub detector: DetectorConfig,
     pub forecast: ForecastConfig,
     pub retrain: RetrainConfig,
     pub tui: TuiConfig,
     pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// Where series come from: "nab" (replay of the NAB corpus), "prometheus" (PromQL
+    /// query_range polls) or "host" (this machine's CPU, memory and network).
+    pub kind: String,
+    /// Newest points per series the engine keeps for the UI, the API and retraining.
+    pub history: usize,
+}
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            kind: "nab".into(),
+            history: 2000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    /// How often this machine's metrics are sampled.
+    pub interval: HumanDuration,
+}
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            interval: HumanDuration::secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address of the /metrics endpoint and JSON API ("" = off; `--listen ADDR` overrides).
+    pub listen: String,
+    /// Bearer token required by the API's POST endpoints ("" = none).
+    pub token: String,
+}
+
+/// One named PromQL query of the Prometheus source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedQuery {
+    /// Short name; every result series is called `<name>{<labels>}`.
+    pub name: String,
+    /// The PromQL expression.
+    pub query: String,
+}
+
+impl NamedQuery {
+    fn new(name: &str, query: &str) -> Self {
+        NamedQuery {
+            name: name.into(),
+            query: query.into(),
+        }
+    }
+}
+
+/// Default queries: node-exporter on Linux, with `or` variants for windows_exporter.
+pub fn default_queries() -> Vec<NamedQuery> {
+    vec![
+        NamedQuery::new(
+            "cpu_busy",
+            "1 - avg by (instance) (rate(node_cpu_seconds_total{mode=\"idle\"}[1m])) or \
+             1 - avg by (instance) (rate(windows_cpu_time_total{mode=\"idle\"}[1m]))",
+        ),
+        NamedQuery::new(
+            "memory_used",
+            "1 - sum by (instance) (node_memory_MemAvailable_bytes) / sum by (instance) (node_memory_MemTotal_bytes) or \
+             1 - sum by (instance) (windows_memory_available_bytes) / sum by (instance) (windows_cs_physical_memory_bytes)",
+        ),
+        NamedQuery::new(
+            "network_errors",
+            "sum by (instance) (rate(node_network_receive_errs_total[1m]) + \
+             rate(node_network_transmit_errs_total[1m])) or \
+             sum by (instance) (rate(windows_net_packets_received_errors_total[1m]) + \
+             rate(windows_net_packets_outbound_errors_total[1m]))",
+        ),
+    ]
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,6 +231,8 @@ pub struct PrometheusConfig {
     pub window: HumanDuration,
     /// Per-request timeout.
     pub timeout: HumanDuration,
+    /// Named PromQL queries; each result series becomes a monitored series.
+    pub queries: Vec<NamedQuery>,
 }
 impl Default for PrometheusConfig {
     fn default() -> Self {
@@ -153,6 +241,7 @@ impl Default for PrometheusConfig {
             step: HumanDuration::secs(15),
             window: HumanDuration::secs(3600),
             timeout: HumanDuration::secs(10),
+            queries: default_queries(),
         }
     }
 }

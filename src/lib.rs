@@ -3,24 +3,31 @@
 //! The data flows through the modules in this order, and nothing here knows about the terminal:
 //!
 //! ```text
-//!   ingest ──► detect ──► eval          (offline: NAB corpus → anomaly scores → NAB score)
-//!     │          │
-//!     │          └──────► export        (later: Pushgateway, /metrics)
-//!     └──► forecast ─────► export
+//!   ingest ──► detect ──► eval                    (offline: NAB corpus → scores → NAB score)
+//!   ingest ──► engine ─┬─► detect                  (live: replay, PromQL, host)
+//!                      ├─► forecast
+//!                      └─► snapshots ──► export    (Pushgateway, /metrics, JSON API)
+//!                                   └──► headless  (and later the TUI)
 //! ```
 //!
-//! * [`ingest`]: NAB corpus reader and downloader (later: replay, PromQL and host sources).
+//! * [`ingest`]: NAB corpus reader and downloader; live sources (replay, PromQL, host).
 //! * [`detect`]: streaming anomaly detectors behind one trait.
+//! * [`forecast`]: MSTL/ETS and Prophet forecasts with bands, and the forecast service.
+//! * [`engine`]: one detector per series, snapshots on a watch channel, a control channel back.
+//! * [`export`]: the Prometheus metric set, the Pushgateway pusher, `/metrics` and the JSON API.
 //! * [`eval`]: the NAB scorer, results files in NAB's format, and the `eval` runner.
 //! * [`config`]: the one config file, layered with environment overrides.
 //! * [`logging`]: tracing to per-component log files, never to the terminal.
 //!
-//! The front-ends (`cli`, later the TUI and headless mode) are thin consumers of this engine.
+//! The front-ends (`cli`, [`headless`], later the TUI) are thin consumers of this engine.
 
 pub mod cli;
 pub mod config;
 pub mod detect;
+pub mod engine;
 pub mod eval;
+pub mod export;
 pub mod forecast;
+pub mod headless;
 pub mod ingest;
 pub mod logging;

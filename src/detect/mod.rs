@@ -119,6 +119,17 @@ impl DetectorKind {
         }
     }
 
+    /// Fingerprint of the parameters a fitted model depends on (a saved model with another
+    /// fingerprint is stale).
+    pub fn params(self, cfg: &DetectorConfig) -> String {
+        match self {
+            DetectorKind::IsolationForest => train::fingerprint(&cfg.isolation_forest),
+            DetectorKind::LstmAe => train::fingerprint(&cfg.lstm_ae),
+            DetectorKind::WindowedGaussian => train::fingerprint(&cfg.windowed_gaussian),
+            DetectorKind::Pulse | DetectorKind::Null => String::new(),
+        }
+    }
+
     /// A fresh detector for one series.
     pub fn build(self, cfg: &DetectorConfig) -> Box<dyn Detector> {
         match self {

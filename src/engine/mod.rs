@@ -1,0 +1,442 @@
+//! The engine: ingest → detect / forecast → snapshots, with a control channel back.
+//!
+//! ```text
+//!   source task ──SourceEvent──► engine loop ──watch<Arc<Snapshot>>──► TUI, headless, exporters, API
+//!   (replay/promql/host)           │    ▲
+//!                                  │    └── Control (pause, speed, retrain, spike, shutdown)
+//!                                  ├──► forecast service ──watch<ForecastSnapshot>──┐
+//!                                  │◄────────────────────────────────────────────────┘
+//!                                  └──► retrain jobs (blocking pool) ──TrainEvent──► engine loop
+//! ```
+//!
+//! The engine loop owns every detector. The source, the forecaster and retraining run in their
+//! own tasks, so a slow Prometheus, a long Prophet fit or an LSTM training never delays scoring;
+//! consumers read the latest snapshot whenever they like and never block the engine.
+
+pub mod core;
+pub mod state;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use self::core::{Core, CoreSettings};
+use self::state::{Snapshot, TrainState};
+use crate::detect::train::{RetrainRequest, RetrainSchedule, TrainEvent, TrainJob, spawn_retrain};
+use crate::forecast::ForecastSettings;
+use crate::forecast::service::{ForecastHandle, ForecastService, ForecastSnapshot};
+use crate::ingest::nab::Series;
+use crate::ingest::promql::PromClient;
+use crate::ingest::replay::{self, ReplayControl};
+use crate::ingest::source::SourceEvent;
+use crate::ingest::{host, promql};
+
+/// How often the engine publishes a snapshot when something changed.
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// Where the engine's series come from.
+pub enum SourceSpec {
+    /// Replay of NAB series; `target` names the corpus in status messages.
+    Replay {
+        series: Arc<Vec<Series>>,
+        target: String,
+        loop_at_end: bool,
+    },
+    Prometheus(PromClient),
+    /// This machine, sampled every interval.
+    Host(Duration),
+    /// Events from elsewhere (tests, embedding).
+    Channel(mpsc::Receiver<SourceEvent>),
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub core: CoreSettings,
+    /// `None`: no forecasting.
+    pub forecast: Option<ForecastSettings>,
+    /// `[retrain] interval` (zero: on demand only).
+    pub retrain_interval: Duration,
+    /// Initial replay state.
+    pub replay: ReplayControl,
+}
+
+/// Commands to the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    Pause,
+    Resume,
+    TogglePause,
+    /// Replay speed, points per second per series.
+    SetSpeed(f64),
+    /// Retrain one series' detector and forecast, or all of them (`None`).
+    Retrain {
+        series: Option<String>,
+    },
+    /// Stop running retrains (the previous models stay).
+    CancelRetrain {
+        series: Option<String>,
+    },
+    /// Add a spike of `magnitude` standard deviations to the next point of a series.
+    InjectSpike {
+        series: String,
+        magnitude: f64,
+    },
+    Shutdown,
+}
+
+/// Sends [`Control`]s; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Controller(mpsc::UnboundedSender<Control>);
+
+impl Controller {
+    /// `false` when the engine has stopped.
+    pub fn send(&self, c: Control) -> bool {
+        self.0.send(c).is_ok()
+    }
+}
+
+/// A running engine.
+pub struct EngineHandle {
+    controller: Controller,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    task: JoinHandle<()>,
+}
+
+impl EngineHandle {
+    pub fn controller(&self) -> Controller {
+        self.controller.clone()
+    }
+
+    pub fn send(&self, c: Control) -> bool {
+        self.controller.send(c)
+    }
+
+    /// A receiver of snapshots (each consumer takes its own).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.snapshots.clone()
+    }
+
+    pub fn latest(&self) -> Arc<Snapshot> {
+        self.snapshots.borrow().clone()
+    }
+
+    /// Stops the engine and its tasks and waits for it.
+    pub async fn shutdown(self) {
+        self.controller.send(Control::Shutdown);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the engine and its source on the current tokio runtime.
+pub fn spawn(settings: EngineSettings, source: SourceSpec) -> Result<EngineHandle, String> {
+    let forecast = match &settings.forecast {
+        Some(f) => Some(ForecastService::spawn_with(f.clone()).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let (src_tx, src_rx) = mpsc::channel::<SourceEvent>(1024);
+    let (replay_tx, replay_rx) = watch::channel(settings.replay);
+    let source_task = match source {
+        SourceSpec::Replay {
+            series,
+            target,
+            loop_at_end,
+        } => Some(tokio::spawn(replay::run(
+            series,
+            target,
+            loop_at_end,
+            replay_rx,
+            src_tx,
+        ))),
+        SourceSpec::Prometheus(client) => Some(tokio::spawn(promql::run(client, src_tx))),
+        SourceSpec::Host(every) => Some(tokio::spawn(host::run(every, src_tx))),
+        SourceSpec::Channel(rx) => {
+            drop(src_tx);
+            return Ok(start(settings, forecast, rx, replay_tx, None));
+        }
+    };
+    Ok(start(settings, forecast, src_rx, replay_tx, source_task))
+}
+
+fn start(
+    settings: EngineSettings,
+    forecast: Option<(ForecastHandle, watch::Receiver<Arc<ForecastSnapshot>>)>,
+    src_rx: mpsc::Receiver<SourceEvent>,
+    replay_tx: watch::Sender<ReplayControl>,
+    source_task: Option<JoinHandle<()>>,
+) -> EngineHandle {
+    let mut core = Core::new(settings.core.clone());
+    core.paused = settings.replay.paused;
+    core.speed = settings.replay.speed;
+    core.forecast_model = settings
+        .forecast
+        .as_ref()
+        .map(|f| f.model.name().to_string())
+        .unwrap_or_default();
+    let (snap_tx, snap_rx) = watch::channel(core.snapshot());
+    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+    let (train_tx, train_rx) = mpsc::unbounded_channel();
+    let lp = Loop {
+        core,
+        settings,
+        forecast,
+        replay_tx,
+        snap_tx,
+        train_tx,
+        jobs: HashMap::new(),
+    };
+    let task = tokio::spawn(lp.run(src_rx, ctl_rx, train_rx, source_task));
+    EngineHandle {
+        controller: Controller(ctl_tx),
+        snapshots: snap_rx,
+        task,
+    }
+}
+
+struct Loop {
+    core: Core,
+    settings: EngineSettings,
+    forecast: Option<(ForecastHandle, watch::Receiver<Arc<ForecastSnapshot>>)>,
+    replay_tx: watch::Sender<ReplayControl>,
+    snap_tx: watch::Sender<Arc<Snapshot>>,
+    train_tx: mpsc::UnboundedSender<TrainEvent>,
+    jobs: HashMap<String, TrainJob>,
+}
+
+/// Runs `f` where blocking is allowed: scoring may fit a model (Isolation Forest, LSTM) on the
+/// way, which must not stall a runtime worker.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+async fn forecast_changed(rx: &mut Option<watch::Receiver<Arc<ForecastSnapshot>>>) -> bool {
+    match rx {
+        Some(r) => r.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+impl Loop {
+    async fn run(
+        mut self,
+        mut src_rx: mpsc::Receiver<SourceEvent>,
+        mut ctl_rx: mpsc::UnboundedReceiver<Control>,
+        mut train_rx: mpsc::UnboundedReceiver<TrainEvent>,
+        source_task: Option<JoinHandle<()>>,
+    ) {
+        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut schedule = RetrainSchedule::new(self.settings.retrain_interval, Instant::now());
+        let mut fc_rx = self.forecast.as_ref().map(|(_, rx)| rx.clone());
+        let mut source_open = true;
+        loop {
+            tokio::select! {
+                c = ctl_rx.recv() => match c {
+                    None | Some(Control::Shutdown) => break,
+                    Some(c) => self.control(c, &mut schedule),
+                },
+                ev = src_rx.recv(), if source_open => match ev {
+                    Some(ev) => self.source_event(ev),
+                    None => source_open = false,
+                },
+                ok = forecast_changed(&mut fc_rx) => {
+                    if ok {
+                        self.merge_forecasts();
+                    } else {
+                        fc_rx = None;
+                    }
+                }
+                Some(te) = train_rx.recv() => self.train_event(te).await,
+                _ = publish.tick() => {
+                    if schedule.due(Instant::now()) {
+                        self.retrain(None);
+                    }
+                    if self.core.is_changed() {
+                        let _ = self.snap_tx.send(self.core.snapshot());
+                    }
+                }
+            }
+        }
+        for job in self.jobs.values() {
+            job.cancel();
+        }
+        if let Some((h, _)) = &self.forecast {
+            h.shutdown();
+        }
+        if let Some(t) = source_task {
+            t.abort();
+        }
+        let _ = self.snap_tx.send(self.core.snapshot());
+    }
+
+    fn source_event(&mut self, ev: SourceEvent) {
+        let core = &mut self.core;
+        let fed = blocking(|| core.apply(ev));
+        if let (Some((id, points, restart)), Some((fc, _))) = (fed, &self.forecast) {
+            if restart {
+                fc.set_history(&id, points);
+            } else if !points.is_empty() {
+                fc.update_history(&id, points);
+            }
+        }
+    }
+
+    fn merge_forecasts(&mut self) {
+        let Some(rx) = self.forecast.as_mut().map(|(_, rx)| rx) else {
+            return;
+        };
+        let snap = rx.borrow_and_update().clone();
+        for (id, f) in &snap.series {
+            self.core.set_forecast(id, f.clone());
+        }
+    }
+
+    fn control(&mut self, c: Control, schedule: &mut RetrainSchedule) {
+        match c {
+            Control::Pause | Control::Resume | Control::TogglePause => {
+                self.core.paused = match c {
+                    Control::Pause => true,
+                    Control::Resume => false,
+                    _ => !self.core.paused,
+                };
+                self.core.touch();
+                self.push_replay();
+            }
+            Control::SetSpeed(s) => {
+                if s.is_finite() && s > 0.0 {
+                    self.core.speed = s;
+                    self.core.touch();
+                    self.push_replay();
+                }
+            }
+            Control::Retrain { series } => {
+                schedule.reset(Instant::now());
+                self.retrain(series);
+            }
+            Control::CancelRetrain { series } => {
+                for (id, job) in &self.jobs {
+                    if series.as_ref().is_none_or(|s| s == id) {
+                        job.cancel();
+                    }
+                }
+            }
+            Control::InjectSpike { series, magnitude } => {
+                if let Some(v) = self.core.inject_spike(&series, magnitude) {
+                    tracing::info!(target: "pulsewatch::analysis", series = %series, magnitude, spike = v, "spike queued");
+                }
+            }
+            Control::Shutdown => {}
+        }
+    }
+
+    fn push_replay(&self) {
+        let _ = self.replay_tx.send(ReplayControl {
+            paused: self.core.paused,
+            speed: self.core.speed,
+        });
+    }
+
+    /// Retrains detectors (on the blocking pool for those with a fit step; streaming detectors
+    /// restart warm on the kept history) and refits forecasts.
+    fn retrain(&mut self, which: Option<String>) {
+        let ids: Vec<String> = match &which {
+            Some(id) => vec![id.clone()],
+            None => self.core.series_ids().cloned().collect(),
+        };
+        let kind = self.settings.core.detector;
+        let cfg = self.settings.core.detector_cfg.clone();
+        for id in ids {
+            let Some(t) = self.core.tracked_mut(&id) else {
+                continue;
+            };
+            let history = t.history();
+            let mut fresh = kind.build(&cfg);
+            if fresh.trainable().is_some() {
+                if let Some(old) = self.jobs.remove(&id) {
+                    old.cancel();
+                }
+                t.training = Some(TrainState::Running {
+                    done: 0,
+                    total: 0,
+                    loss: None,
+                });
+                t.mark();
+                let job = spawn_retrain(
+                    RetrainRequest {
+                        detector: fresh,
+                        name: kind.name().to_string(),
+                        params: kind.params(&cfg),
+                        series: id.clone(),
+                        history,
+                        store: self.settings.core.store.clone(),
+                    },
+                    self.train_tx.clone(),
+                );
+                self.jobs.insert(id.clone(), job);
+            } else {
+                let t0 = Instant::now();
+                blocking(|| {
+                    for p in &history {
+                        fresh.update(*p);
+                    }
+                });
+                t.detector = fresh;
+                t.detector_fit = Some(t0.elapsed());
+                t.training = Some(TrainState::Finished {
+                    seconds: t0.elapsed().as_secs_f64(),
+                });
+                t.mark();
+            }
+            if let Some((fc, _)) = &self.forecast
+                && which.is_some()
+            {
+                fc.refresh(&id);
+            }
+        }
+        if let (Some((fc, _)), None) = (&self.forecast, &which) {
+            fc.refresh_all();
+        }
+    }
+
+    async fn train_event(&mut self, te: TrainEvent) {
+        match te {
+            TrainEvent::Progress { series, progress } => {
+                self.core
+                    .set_training(&series, TrainState::progress(&progress));
+            }
+            TrainEvent::Finished {
+                series, elapsed, ..
+            } => {
+                if let Some(job) = self.jobs.remove(&series)
+                    && let Some(det) = job.finish().await
+                    && let Some(t) = self.core.tracked_mut(&series)
+                {
+                    t.detector = det;
+                }
+                self.core.set_training(
+                    &series,
+                    TrainState::Finished {
+                        seconds: elapsed.as_secs_f64(),
+                    },
+                );
+                tracing::info!(target: "pulsewatch::analysis", series = %series, ?elapsed, "retrained");
+            }
+            TrainEvent::Cancelled { series } => {
+                self.jobs.remove(&series);
+                self.core.set_training(&series, TrainState::Cancelled);
+            }
+            TrainEvent::Failed { series, error } => {
+                self.jobs.remove(&series);
+                tracing::warn!(target: "pulsewatch::analysis", series = %series, %error, "retrain failed");
+                self.core
+                    .set_training(&series, TrainState::Failed { error });
+            }
+        }
+    }
+}
