@@ -56,7 +56,8 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
 
-    /// Run without the terminal UI even when stdout is a terminal.
+    /// Keep monitoring without the terminal UI (status lines on stderr); for services and
+    /// terminals without a TTY.
     #[arg(long)]
     pub headless: bool,
 
@@ -131,6 +132,25 @@ pub enum Command {
     },
     /// Print the effective configuration (defaults, file and environment merged) as TOML.
     PrintConfig,
+    /// Write screenshots of the three tabs (SVG, and PNG through rsvg-convert) from the real
+    /// engine replaying NAB (or the demo data) for a few seconds.
+    Screenshots {
+        /// Output folder.
+        #[arg(long, value_name = "DIR", default_value = "screenshots")]
+        out: PathBuf,
+        /// Seconds of replay before the pictures are taken.
+        #[arg(long, default_value_t = 8)]
+        seconds: u64,
+        /// Replay speed (points per second per series) while waiting.
+        #[arg(long, default_value_t = 400.0)]
+        speed: f64,
+        /// Terminal size, columns x rows.
+        #[arg(long, default_value = "120x36")]
+        size: String,
+        /// Series to select (default: realKnownCause/nyc_taxi.csv).
+        #[arg(long)]
+        series: Option<String>,
+    },
 }
 
 /// Entry point of the binary.
@@ -191,10 +211,10 @@ fn live(cli: &Cli, mut cfg: Config) -> Result<()> {
         }
         return Ok(());
     }
-    if !cli.headless && std::io::stdout().is_terminal() {
-        eprintln!("pulsewatch: the terminal UI is not part of this build yet; running headless");
+    if cli.headless {
+        return rt.block_on(headless::run(&cfg, kind, listen, Duration::from_secs(5)));
     }
-    rt.block_on(headless::run(&cfg, kind, listen, Duration::from_secs(5)))
+    rt.block_on(crate::tui::run(&cfg, kind, listen))
 }
 
 fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
@@ -321,6 +341,34 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
             Ok(())
         }
         Command::PrintConfig => Ok(()),
+        Command::Screenshots {
+            out,
+            seconds,
+            speed,
+            size,
+            series,
+        } => {
+            let (w, h) = size
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse::<u16>().ok()?, h.parse::<u16>().ok()?)))
+                .ok_or_else(|| eyre!("--size {size:?}: expected COLUMNSxROWS, e.g. 120x36"))?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .wrap_err("cannot start the async runtime")?;
+            let files = rt.block_on(crate::tui::screenshot::write_all(
+                cfg,
+                &out,
+                seconds,
+                speed,
+                (w, h),
+                series.as_deref(),
+            ))?;
+            for f in files {
+                println!("{}", f.display());
+            }
+            Ok(())
+        }
     }
 }
 

@@ -477,6 +477,14 @@ pub struct TuiConfig {
     pub marker: String,
     /// Capture the mouse.
     pub mouse: bool,
+    /// "default" (16 ANSI colours, readable on light and dark terminals) or "mono" (no colour;
+    /// also chosen when NO_COLOR is set).
+    pub theme: String,
+    /// Spikes injected per press on the Test spikes tab.
+    pub spike_count: usize,
+    /// Size of injected spikes, in robust standard deviations of the series.
+    pub spike_magnitude: f64,
+    pub keys: KeysConfig,
 }
 impl Default for TuiConfig {
     fn default() -> Self {
@@ -484,6 +492,70 @@ impl Default for TuiConfig {
             tick: HumanDuration::millis(500),
             marker: "braille".into(),
             mouse: false,
+            theme: "default".into(),
+            spike_count: 3,
+            spike_magnitude: 6.0,
+            keys: KeysConfig::default(),
+        }
+    }
+}
+
+/// Key bindings: each action takes a list of keys such as "q", "ctrl-c", "tab", "backtab",
+/// "up", "down", "left", "right", "pageup", "pagedown", "enter", "esc", "?" or "+".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    pub quit: Vec<String>,
+    pub next_tab: Vec<String>,
+    pub prev_tab: Vec<String>,
+    pub live: Vec<String>,
+    pub forecast: Vec<String>,
+    pub spikes: Vec<String>,
+    pub up: Vec<String>,
+    pub down: Vec<String>,
+    pub page_up: Vec<String>,
+    pub page_down: Vec<String>,
+    pub left: Vec<String>,
+    pub right: Vec<String>,
+    pub retrain: Vec<String>,
+    pub retrain_all: Vec<String>,
+    pub cancel: Vec<String>,
+    pub pause: Vec<String>,
+    pub faster: Vec<String>,
+    pub slower: Vec<String>,
+    pub model: Vec<String>,
+    pub inject: Vec<String>,
+    pub inject_at_cursor: Vec<String>,
+    pub clear: Vec<String>,
+    pub help: Vec<String>,
+}
+impl Default for KeysConfig {
+    fn default() -> Self {
+        let k = |keys: &[&str]| keys.iter().map(|s| s.to_string()).collect();
+        KeysConfig {
+            quit: k(&["q"]),
+            next_tab: k(&["tab"]),
+            prev_tab: k(&["backtab"]),
+            live: k(&["1"]),
+            forecast: k(&["2"]),
+            spikes: k(&["3"]),
+            up: k(&["up", "k"]),
+            down: k(&["down", "j"]),
+            page_up: k(&["pageup"]),
+            page_down: k(&["pagedown"]),
+            left: k(&["left", "h"]),
+            right: k(&["right", "l"]),
+            retrain: k(&["r"]),
+            retrain_all: k(&["R"]),
+            cancel: k(&["esc"]),
+            pause: k(&["p"]),
+            faster: k(&["+", "="]),
+            slower: k(&["-"]),
+            model: k(&["m"]),
+            inject: k(&["i"]),
+            inject_at_cursor: k(&["enter"]),
+            clear: k(&["c"]),
+            help: k(&["?"]),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::detect::Point;
 use crate::detect::train::ModelStore;
 use crate::engine::core::{Core, CoreSettings};
 use crate::engine::state::Snapshot;
-use crate::engine::{self, EngineSettings, SourceSpec};
+use crate::engine::{self, EngineHandle, EngineSettings, SourceSpec};
 use crate::export::api::{self, ApiState};
 use crate::export::{metrics, pushgateway};
 use crate::forecast::ForecastSettings;
@@ -504,6 +504,83 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The background services of a long-running run: the engine, the pusher and the API.
+pub struct Services {
+    pub engine: EngineHandle,
+    pub push: Option<pushgateway::PushTask>,
+    /// Where the API listens, when it does.
+    pub api_addr: Option<SocketAddr>,
+    api: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::watch::Sender<bool>,
+    )>,
+}
+
+impl Services {
+    /// Starts the engine on `kind`, the pusher (unless `[pushgateway] url` is empty) and the API
+    /// (with `listen`).
+    pub async fn start(cfg: &Config, kind: SourceKind, listen: Option<SocketAddr>) -> Result<Self> {
+        let settings = engine_settings(cfg, kind)?;
+        let pusher =
+            pushgateway::Pusher::new(&cfg.pushgateway, kind.name()).map_err(|e| eyre!(e))?;
+        let spec = source_spec(cfg, kind)?;
+        Self::start_with(cfg, settings, spec, pusher, listen).await
+    }
+
+    /// [`Services::start`] with its parts spelled out (tests, demo data).
+    pub async fn start_with(
+        cfg: &Config,
+        settings: EngineSettings,
+        spec: SourceSpec,
+        pusher: Option<pushgateway::Pusher>,
+        listen: Option<SocketAddr>,
+    ) -> Result<Self> {
+        let engine = engine::spawn(settings, spec).map_err(|e| eyre!(e))?;
+        let push = pusher.map(|p| pushgateway::spawn(p, engine.subscribe()));
+        let (mut api, mut api_addr) = (None, None);
+        if let Some(addr) = listen {
+            let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+            let state = ApiState {
+                snapshots: engine.subscribe(),
+                controller: engine.controller(),
+                token: (!cfg.api.token.is_empty()).then(|| Arc::from(cfg.api.token.as_str())),
+                push: push.as_ref().map(|p| p.status.clone()),
+            };
+            let (bound, task) = api::serve(addr, state, async move {
+                let _ = stop_rx.changed().await;
+            })
+            .await
+            .map_err(|e| eyre!(e))?;
+            tracing::info!(target: "pulsewatch", %bound, "API listening");
+            api = Some((task, stop_tx));
+            api_addr = Some(bound);
+        }
+        Ok(Services {
+            engine,
+            push,
+            api_addr,
+            api,
+        })
+    }
+
+    /// Stops everything; deletes our Pushgateway group when `delete`. Returns a message when the
+    /// delete failed.
+    pub async fn stop(self, delete: bool) -> Option<String> {
+        self.engine.shutdown().await;
+        let mut msg = None;
+        if let Some(p) = self.push
+            && let Some(Err(e)) = p.stop(delete).await
+        {
+            msg = Some(e.to_string());
+        }
+        if let Some((task, stop)) = self.api {
+            let _ = stop.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        msg
+    }
+}
+
 /// Long-running headless mode: the engine, the pusher and (with `listen`) the API, until Ctrl-C
 /// or SIGTERM; prints a status line to stderr every `every`.
 pub async fn run(
@@ -512,31 +589,11 @@ pub async fn run(
     listen: Option<SocketAddr>,
     every: Duration,
 ) -> Result<()> {
-    let settings = engine_settings(cfg, kind)?;
-    let pusher = pushgateway::Pusher::new(&cfg.pushgateway, kind.name()).map_err(|e| eyre!(e))?;
-    let spec = source_spec(cfg, kind)?;
-    let engine = engine::spawn(settings, spec).map_err(|e| eyre!(e))?;
-    let push = pusher.map(|p| pushgateway::spawn(p, engine.subscribe()));
-    let (stop_api_tx, mut stop_api_rx) = tokio::sync::watch::channel(false);
-    let api_task = match listen {
-        Some(addr) => {
-            let state = ApiState {
-                snapshots: engine.subscribe(),
-                controller: engine.controller(),
-                token: (!cfg.api.token.is_empty()).then(|| Arc::from(cfg.api.token.as_str())),
-                push: push.as_ref().map(|p| p.status.clone()),
-            };
-            let (bound, task) = api::serve(addr, state, async move {
-                let _ = stop_api_rx.changed().await;
-            })
-            .await
-            .map_err(|e| eyre!(e))?;
-            eprintln!("pulsewatch: serving /metrics and /api/v1 on http://{bound}");
-            tracing::info!(target: "pulsewatch", %bound, "API listening");
-            Some(task)
-        }
-        None => None,
-    };
+    let services = Services::start(cfg, kind, listen).await?;
+    if let Some(bound) = services.api_addr {
+        eprintln!("pulsewatch: serving /metrics and /api/v1 on http://{bound}");
+    }
+    let push = &services.push;
     eprintln!(
         "pulsewatch: headless, source {kind}, detector {}; Ctrl-C stops{}",
         cfg.detector.name,
@@ -552,7 +609,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut signal => break,
             _ = tick.tick() => {
-                let snap = engine.latest();
+                let snap = services.engine.latest();
                 let src = snap.status.as_ref().map_or("starting".to_string(), |s| {
                     format!("{}{}", if s.healthy { "" } else { "DOWN: " }, s.message)
                 });
@@ -577,16 +634,8 @@ pub async fn run(
         }
     }
     eprintln!("pulsewatch: stopping");
-    engine.shutdown().await;
-    if let Some(p) = push {
-        let delete = cfg.pushgateway.delete_on_exit;
-        if let Some(Err(e)) = p.stop(delete).await {
-            eprintln!("pulsewatch: {e}");
-        }
-    }
-    let _ = stop_api_tx.send(true);
-    if let Some(t) = api_task {
-        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    if let Some(e) = services.stop(cfg.pushgateway.delete_on_exit).await {
+        eprintln!("pulsewatch: {e}");
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 //!   ingest ──► engine ─┬─► detect                  (live: replay, PromQL, host)
 //!                      ├─► forecast
 //!                      └─► snapshots ──► export    (Pushgateway, /metrics, JSON API)
-//!                                   └──► headless  (and later the TUI)
+//!                                   └──► headless, tui
 //! ```
 //!
 //! * [`ingest`]: NAB corpus reader and downloader; live sources (replay, PromQL, host).
@@ -19,7 +19,7 @@
 //! * [`config`]: the one config file, layered with environment overrides.
 //! * [`logging`]: tracing to per-component log files, never to the terminal.
 //!
-//! The front-ends (`cli`, [`headless`], later the TUI) are thin consumers of this engine.
+//! The front-ends (`cli`, [`headless`], [`tui`]) are thin consumers of this engine.
 
 pub mod cli;
 pub mod config;
@@ -31,3 +31,4 @@ pub mod forecast;
 pub mod headless;
 pub mod ingest;
 pub mod logging;
+pub mod tui;

@@ -8,6 +8,7 @@ mod gaussian;
 pub mod iforest;
 pub mod lstm;
 pub mod pulse;
+pub mod spikes;
 pub mod train;
 
 pub use gaussian::WindowedGaussian;

@@ -73,6 +73,7 @@ impl Tracked {
             forecast: self.forecast.clone(),
             training: self.training.clone(),
             detector_fit: self.detector_fit,
+            fitted: self.detector.trainable().map(|t| t.is_fitted()),
         });
         self.view = Some(v.clone());
         self.dirty = false;

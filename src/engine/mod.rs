@@ -85,6 +85,8 @@ pub enum Control {
         series: String,
         magnitude: f64,
     },
+    /// Switch every series' forecast to another model (refits everything).
+    SetForecastModel(crate::forecast::ModelKind),
     Shutdown,
 }
 
@@ -187,6 +189,7 @@ fn start(
         snap_tx,
         train_tx,
         jobs: HashMap::new(),
+        fc_generation: 0,
     };
     let task = tokio::spawn(lp.run(src_rx, ctl_rx, train_rx, source_task));
     EngineHandle {
@@ -204,6 +207,8 @@ struct Loop {
     snap_tx: watch::Sender<Arc<Snapshot>>,
     train_tx: mpsc::UnboundedSender<TrainEvent>,
     jobs: HashMap<String, TrainJob>,
+    /// Bumped when the forecast service is replaced (the loop re-subscribes).
+    fc_generation: u64,
 }
 
 /// Runs `f` where blocking is allowed: scoring may fit a model (Isolation Forest, LSTM) on the
@@ -234,8 +239,13 @@ impl Loop {
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut schedule = RetrainSchedule::new(self.settings.retrain_interval, Instant::now());
         let mut fc_rx = self.forecast.as_ref().map(|(_, rx)| rx.clone());
+        let mut fc_gen = self.fc_generation;
         let mut source_open = true;
         loop {
+            if fc_gen != self.fc_generation {
+                fc_gen = self.fc_generation;
+                fc_rx = self.forecast.as_ref().map(|(_, rx)| rx.clone());
+            }
             tokio::select! {
                 c = ctl_rx.recv() => match c {
                     None | Some(Control::Shutdown) => break,
@@ -331,7 +341,43 @@ impl Loop {
                     tracing::info!(target: "pulsewatch::analysis", series = %series, magnitude, spike = v, "spike queued");
                 }
             }
+            Control::SetForecastModel(model) => self.switch_forecast(model),
             Control::Shutdown => {}
+        }
+    }
+
+    /// Restarts the forecast service with another model and gives it every series' history.
+    fn switch_forecast(&mut self, model: crate::forecast::ModelKind) {
+        let Some(mut settings) = self.settings.forecast.clone() else {
+            return;
+        };
+        if settings.model == model {
+            return;
+        }
+        settings.model = model;
+        match ForecastService::spawn_with(settings.clone()) {
+            Ok((handle, rx)) => {
+                if let Some((old, _)) = self.forecast.take() {
+                    old.shutdown();
+                }
+                for id in self.core.series_ids().cloned().collect::<Vec<_>>() {
+                    if let Some(t) = self.core.tracked_mut(&id) {
+                        let h = t.history();
+                        t.forecast = None;
+                        t.mark();
+                        handle.set_history(&id, h);
+                    }
+                }
+                self.settings.forecast = Some(settings);
+                self.core.forecast_model = model.name().to_string();
+                self.core.touch();
+                self.forecast = Some((handle, rx));
+                self.fc_generation += 1;
+                tracing::info!(target: "pulsewatch::analysis", model = model.name(), "forecast model switched");
+            }
+            Err(e) => {
+                tracing::warn!(target: "pulsewatch::analysis", error = %e, "cannot switch the forecast model");
+            }
         }
     }
 

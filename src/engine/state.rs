@@ -71,6 +71,8 @@ pub struct SeriesView {
     pub training: Option<TrainState>,
     /// Duration of the detector's latest fit (detectors with a fit step).
     pub detector_fit: Option<Duration>,
+    /// Whether the detector's model is fitted (`None`: the detector has no fit step).
+    pub fitted: Option<bool>,
 }
 
 impl SeriesView {

@@ -5,6 +5,7 @@
 //!   [`replay`] (the NAB corpus streamed as if live), [`promql`] (Prometheus `query_range`
 //!   polls) and [`host`] (this machine's CPU, memory and network).
 
+pub mod demo;
 pub mod fetch;
 pub mod host;
 pub mod nab;

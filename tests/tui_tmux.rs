@@ -1,0 +1,207 @@
+//! End-to-end: the real binary in a real terminal (tmux, 80×24) on the NAB replay. Start, switch
+//! tabs, press r, resize, quit; then again, ended by SIGTERM. Each time the shell after it must
+//! see a restored terminal (canonical mode back on).
+
+#[path = "support/corpus.rs"]
+mod corpus;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+    session: String,
+}
+
+impl Tmux {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]);
+        c
+    }
+
+    fn start(name: &str, width: u16, height: u16, script: &str) -> Tmux {
+        let t = Tmux {
+            socket: format!("pulsewatch-test-{}-{name}", std::process::id()),
+            session: name.to_string(),
+        };
+        let ok = t
+            .cmd()
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+                "sh",
+                "-c",
+                script,
+            ])
+            .env("TERM", "xterm-256color")
+            .status()
+            .expect("run tmux");
+        assert!(ok.success(), "tmux new-session failed");
+        t
+    }
+
+    fn capture(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let ok = self
+                .cmd()
+                .args(["send-keys", "-t", &self.session, k])
+                .status()
+                .expect("send-keys");
+            assert!(ok.success());
+            // Separate presses: an Esc followed at once by a key reads as Alt-key.
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn wait_for(&self, what: &str, secs: u64) -> String {
+        let t0 = Instant::now();
+        loop {
+            let screen = self.capture();
+            if screen.contains(what) {
+                return screen;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(secs),
+                "{what:?} not on screen after {secs} s:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+fn have_tmux() -> bool {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("tmux not installed (.ci/run installs it), and CI=true");
+        }
+        eprintln!("SKIPPED: tmux not installed");
+    }
+    ok
+}
+
+/// The shell script: run pulsewatch (its pid in `pidfile`), then report how it ended and whether
+/// the terminal is back in canonical mode.
+fn script(dir: &Path, nab: &Path) -> String {
+    let bin = env!("CARGO_BIN_EXE_pulsewatch");
+    format!(
+        "cd {dir} && export PULSEWATCH_DATA_DIR={nab} PULSEWATCH_PUSHGATEWAY_URL= \
+         PULSEWATCH_LOGGING_DIR={dir}/logs PULSEWATCH_REPLAY_SPEED=50 PULSEWATCH_TUI_TICK=100ms \
+         RUST_BACKTRACE=0; sh -c 'echo $$ > {dir}/pid; exec {bin}'; echo EXITED $?; \
+         stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\{{0,1\\}}icanon' | sed 's/^/MODE /'; sleep 120",
+        dir = dir.display(),
+        nab = nab.display(),
+    )
+}
+
+fn nab() -> Option<PathBuf> {
+    if !have_tmux() {
+        return None;
+    }
+    corpus::nab_root()
+}
+
+#[test]
+fn tabs_retrain_resize_and_quit_leave_a_clean_terminal() {
+    let Some(nab) = nab() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Tmux::start("ui", 80, 24, &script(dir.path(), &nab));
+    let s = t.wait_for("art_daily_no_noise", 30);
+    assert!(s.contains("1 Live") && s.contains("3 Test spikes"), "{s}");
+    assert!(s.contains("nab ×58"), "{s}");
+    t.keys(&["2"]);
+    t.wait_for("switch model", 10);
+    t.keys(&["3"]);
+    t.wait_for("inject at random", 10);
+    t.keys(&["1", "j", "r"]);
+    t.wait_for("retraining art_daily_perfect_square_wave", 10);
+    t.keys(&["?"]);
+    t.wait_for("keys (any key closes)", 10);
+    t.keys(&["Escape"]);
+    // Resize: still a full UI, at the new size.
+    let ok = t
+        .cmd()
+        .args(["resize-window", "-t", "ui", "-x", "120", "-y", "40"])
+        .status()
+        .expect("resize");
+    assert!(ok.success());
+    let s = t.wait_for("category", 10);
+    assert!(s.lines().any(|l| l.contains("1 Live")), "{s}");
+    let ok = t
+        .cmd()
+        .args(["resize-window", "-t", "ui", "-x", "30", "-y", "8"])
+        .status()
+        .expect("resize");
+    assert!(ok.success());
+    std::thread::sleep(Duration::from_millis(500));
+    t.keys(&["q"]);
+    let s = t.wait_for("MODE", 15);
+    assert!(s.contains("EXITED 0"), "{s}");
+    assert!(s.contains("MODE icanon"), "terminal left in raw mode:\n{s}");
+    assert!(!s.contains("panicked"), "{s}");
+}
+
+#[test]
+fn sigterm_ends_the_tui_and_restores_the_terminal() {
+    let Some(nab) = nab() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Tmux::start("term", 80, 24, &script(dir.path(), &nab));
+    t.wait_for("art_daily_no_noise", 30);
+    let pid = std::fs::read_to_string(dir.path().join("pid")).expect("pid file");
+    let ok = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    let s = t.wait_for("MODE", 15);
+    assert!(s.contains("EXITED 0"), "{s}");
+    assert!(s.contains("MODE icanon"), "terminal left in raw mode:\n{s}");
+}
+
+#[test]
+fn without_a_terminal_the_tui_refuses_and_suggests_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_pulsewatch"))
+        .current_dir(dir.path())
+        .env("PULSEWATCH_LOGGING_DIR", dir.path().join("logs"))
+        .env("RUST_BACKTRACE", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run pulsewatch");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stdout is not a terminal") && err.contains("pulsewatch --once"),
+        "{err}"
+    );
+}
