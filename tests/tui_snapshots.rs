@@ -263,7 +263,7 @@ fn test_spikes_tab_shows_caught_and_missed() {
     let cfg = Config::default();
     let placed = spikes::place_spikes(&req.points, &req.spec);
     assert_eq!(placed.len(), 3);
-    let report = spikes::run_spike_test(
+    let report = spikes::run_spike_test_isolated(
         &req.points,
         &placed,
         pulsewatch::detect::DetectorKind::Pulse,

@@ -262,7 +262,7 @@ impl Core {
     /// Records a forecast.
     pub fn set_forecast(&mut self, id: &str, f: Arc<SeriesForecast>) {
         if let Some(t) = self.series.get_mut(id)
-            && t.forecast.as_ref() != Some(&f)
+            && !t.forecast.as_ref().is_some_and(|old| Arc::ptr_eq(old, &f))
         {
             t.forecast = Some(f);
             t.mark();

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use self::core::{Core, CoreSettings};
 use self::state::{Snapshot, TrainState};
+use crate::detect::Point;
 use crate::detect::train::{RetrainRequest, RetrainSchedule, TrainEvent, TrainJob, spawn_retrain};
 use crate::forecast::ForecastSettings;
 use crate::forecast::service::{ForecastHandle, ForecastService, ForecastSnapshot};
@@ -35,7 +36,7 @@ use crate::ingest::source::SourceEvent;
 use crate::ingest::{host, promql};
 
 /// How often the engine publishes a snapshot when something changed.
-pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
 /// Where the engine's series come from.
 pub enum SourceSpec {
@@ -190,6 +191,7 @@ fn start(
         train_tx,
         jobs: HashMap::new(),
         fc_generation: 0,
+        fc_pending: Vec::new(),
     };
     let task = tokio::spawn(lp.run(src_rx, ctl_rx, train_rx, source_task));
     EngineHandle {
@@ -209,6 +211,8 @@ struct Loop {
     jobs: HashMap<String, TrainJob>,
     /// Bumped when the forecast service is replaced (the loop re-subscribes).
     fc_generation: u64,
+    /// New points for the forecaster, sent in one batch per publish tick.
+    fc_pending: Vec<(String, Vec<Point>)>,
 }
 
 /// Runs `f` where blocking is allowed: scoring may fit a model (Isolation Forest, LSTM) on the
@@ -267,6 +271,7 @@ impl Loop {
                     if schedule.due(Instant::now()) {
                         self.retrain(None);
                     }
+                    self.flush_forecast();
                     if self.core.is_changed() {
                         let _ = self.snap_tx.send(self.core.snapshot());
                     }
@@ -290,10 +295,24 @@ impl Loop {
         let fed = blocking(|| core.apply(ev));
         if let (Some((id, points, restart)), Some((fc, _))) = (fed, &self.forecast) {
             if restart {
+                self.fc_pending.retain(|(s, _)| *s != id);
                 fc.set_history(&id, points);
             } else if !points.is_empty() {
-                fc.update_history(&id, points);
+                match self.fc_pending.iter_mut().find(|(s, _)| *s == id) {
+                    Some((_, p)) => p.extend(points),
+                    None => self.fc_pending.push((id, points)),
+                }
             }
+        }
+    }
+
+    fn flush_forecast(&mut self) {
+        if self.fc_pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.fc_pending);
+        if let Some((fc, _)) = &self.forecast {
+            fc.update_many(batch);
         }
     }
 
@@ -326,6 +345,7 @@ impl Loop {
                 }
             }
             Control::Retrain { series } => {
+                self.flush_forecast();
                 schedule.reset(Instant::now());
                 self.retrain(series);
             }
@@ -348,6 +368,7 @@ impl Loop {
 
     /// Restarts the forecast service with another model and gives it every series' history.
     fn switch_forecast(&mut self, model: crate::forecast::ModelKind) {
+        self.fc_pending.clear();
         let Some(mut settings) = self.settings.forecast.clone() else {
             return;
         };

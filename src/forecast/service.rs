@@ -95,6 +95,7 @@ impl ForecastSnapshot {
 
 enum Command {
     Append(String, Vec<Point>),
+    AppendMany(Vec<(String, Vec<Point>)>),
     Replace(String, Vec<Point>),
     Refresh(Option<String>),
     Remove(String),
@@ -111,6 +112,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Append(s, p) => write!(f, "Append({s}, {} points)", p.len()),
+            Command::AppendMany(b) => write!(f, "AppendMany({} series)", b.len()),
             Command::Replace(s, p) => write!(f, "Replace({s}, {} points)", p.len()),
             Command::Refresh(s) => write!(f, "Refresh({s:?})"),
             Command::Remove(s) => write!(f, "Remove({s})"),
@@ -124,6 +126,11 @@ impl ForecastHandle {
     /// the fit regularises them.
     pub fn update_history(&self, series: &str, points: Vec<Point>) -> bool {
         self.send(Command::Append(series.to_string(), points))
+    }
+
+    /// Appends new points of several series at once (one snapshot for the whole batch).
+    pub fn update_many(&self, batch: Vec<(String, Vec<Point>)>) -> bool {
+        self.send(Command::AppendMany(batch))
     }
 
     /// Replaces the whole history of `series` (e.g. after a replay restarts).
@@ -267,6 +274,16 @@ impl Actor {
                 self.add_points(name, points, false);
                 true
             }
+            Command::AppendMany(batch) => {
+                let mut any = false;
+                for (name, points) in batch {
+                    if !points.is_empty() {
+                        self.add_points(name, points, false);
+                        any = true;
+                    }
+                }
+                any
+            }
             Command::Replace(name, points) => {
                 self.add_points(name, points, true);
                 true
@@ -320,19 +337,25 @@ impl Actor {
             d.timestamps.clear();
             d.values.clear();
             d.fitted_len = None;
+            d.state.replay_time = None;
         }
         for p in &points {
             d.timestamps.push(p.timestamp);
             d.values.push(p.value);
+            d.state.replay_time = Some(
+                d.state
+                    .replay_time
+                    .map_or(p.timestamp, |t| t.max(p.timestamp)),
+            );
         }
         d.new_points += points.len();
-        if d.timestamps.len() > MAX_HISTORY {
+        // Trim in batches (a quarter of the cap at a time), not one point per append.
+        if d.timestamps.len() > MAX_HISTORY + MAX_HISTORY / 4 {
             let cut = d.timestamps.len() - MAX_HISTORY;
             d.timestamps.drain(..cut);
             d.values.drain(..cut);
         }
         d.state.history_points = d.timestamps.len();
-        d.state.replay_time = d.timestamps.iter().copied().max();
         update_expectations(&mut d.state);
         let first_fit = d.fitted_len.is_none() && d.timestamps.len() >= MIN_POINTS;
         if first_fit {

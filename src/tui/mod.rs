@@ -128,7 +128,7 @@ pub fn perform(
                         return;
                     };
                     let placed = spikes::place_spikes(&req.points, &req.spec);
-                    let report = spikes::run_spike_test(
+                    let report = spikes::run_spike_test_isolated(
                         &req.points,
                         &placed,
                         kind,

@@ -206,7 +206,7 @@ pub async fn write_all(
             };
             let placed = spikes::place_spikes(&pts, &spec);
             let kind = cfg.detector.name.parse().map_err(|e: String| eyre!(e))?;
-            let report = spikes::run_spike_test(
+            let report = spikes::run_spike_test_isolated(
                 &pts,
                 &placed,
                 kind,

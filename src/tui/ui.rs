@@ -671,7 +671,9 @@ fn draw_spikes(f: &mut Frame, app: &App, area: Rect) {
             .iter()
             .map(|x| (x.spike.index, x.spike.index + super::app::SPIKE_WINDOW))
             .collect();
-        for (i, sc) in r.scores.iter().enumerate() {
+        // False alarms as the report counts them: after the fresh detector's warm-up.
+        let from = crate::detect::spikes::allowed_range(r.scores.len()).map_or(usize::MAX, |x| x.0);
+        for (i, sc) in r.scores.iter().enumerate().skip(from) {
             if *sc >= app.snap.threshold && !windows.iter().any(|&(a, b)| i >= a && i <= b) {
                 alarms.push(hist.get(i).copied().unwrap_or((0.0, 0.0)));
             }
