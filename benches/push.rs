@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use pulsewatch::config::{Config, PushgatewayConfig};
-use pulsewatch::detect::Point;
 use pulsewatch::engine::core::Core;
 use pulsewatch::export::{metrics, pushgateway};
 use pulsewatch::ingest::nab::Corpus;
@@ -41,13 +40,7 @@ fn bench(c: &mut Criterion) {
     let settings = pulsewatch::headless::core_settings(&cfg, SourceKind::Nab).expect("settings");
     let mut core = Core::new(settings);
     for s in &corpus.series {
-        let pts: Vec<Point> = s
-            .timestamps
-            .iter()
-            .zip(&s.values)
-            .map(|(&timestamp, &value)| Point { timestamp, value })
-            .collect();
-        core.ingest(replay::info(s), &pts, false);
+        core.ingest(replay::info(s), &s.points(), false);
     }
     let snap = core.snapshot();
     let mut g = c.benchmark_group("export");

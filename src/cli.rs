@@ -373,28 +373,7 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
 }
 
 fn load_corpus(root: &Path, labels: Option<&Path>) -> Result<Corpus> {
-    if !root.join("data").is_dir() {
-        bail!(
-            "no NAB corpus at {} (expected {}/data/<category>/<file>.csv); run `pulsewatch \
-             fetch-nab` or set [data] dir / PULSEWATCH_DATA_DIR",
-            root.display(),
-            root.display()
-        );
-    }
-    let t0 = Instant::now();
-    let corpus = match labels {
-        Some(l) => Corpus::load_subset(root, l)?,
-        None => Corpus::load(root)?,
-    };
-    tracing::info!(
-        target: "pulsewatch::ingest",
-        files = corpus.series.len(),
-        rows = corpus.total_rows(),
-        elapsed = ?t0.elapsed(),
-        "corpus loaded from {}",
-        root.display()
-    );
-    Ok(corpus)
+    headless::load_corpus_at(root, labels)
 }
 
 fn install_error_hook() -> Result<()> {

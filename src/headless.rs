@@ -80,7 +80,12 @@ pub fn engine_settings(cfg: &Config, source: SourceKind) -> Result<EngineSetting
 
 /// Loads the NAB corpus of `[data] dir`, with a hint when it is missing.
 pub fn load_corpus(cfg: &Config) -> Result<Corpus> {
-    let root = &cfg.data.dir;
+    load_corpus_at(&cfg.data.dir, None)
+}
+
+/// Loads the corpus at `root` (with another windows file when `labels` is given); a missing
+/// corpus gives one error that says how to get it.
+pub fn load_corpus_at(root: &std::path::Path, labels: Option<&std::path::Path>) -> Result<Corpus> {
     if !root.join("data").is_dir() {
         bail!(
             "no NAB corpus at {} (expected {}/data/<category>/<file>.csv); run `pulsewatch \
@@ -89,7 +94,20 @@ pub fn load_corpus(cfg: &Config) -> Result<Corpus> {
             root.display()
         );
     }
-    Ok(Corpus::load(root)?)
+    let t0 = Instant::now();
+    let corpus = match labels {
+        Some(l) => Corpus::load_subset(root, l)?,
+        None => Corpus::load(root)?,
+    };
+    tracing::info!(
+        target: "pulsewatch::ingest",
+        files = corpus.series.len(),
+        rows = corpus.total_rows(),
+        elapsed = ?t0.elapsed(),
+        "corpus loaded from {}",
+        root.display()
+    );
+    Ok(corpus)
 }
 
 /// The live source for `kind`.
@@ -198,13 +216,7 @@ async fn ingest_once(cfg: &Config, kind: SourceKind, core: &mut Core) -> Result<
             let corpus = load_corpus(cfg)?;
             let series: Vec<Series> = corpus.series;
             for s in &series {
-                let pts: Vec<Point> = s
-                    .timestamps
-                    .iter()
-                    .zip(&s.values)
-                    .map(|(&timestamp, &value)| Point { timestamp, value })
-                    .collect();
-                core.ingest(replay::info(s), &pts, false);
+                core.ingest(replay::info(s), &s.points(), false);
             }
             core.status = Some(crate::ingest::source::SourceStatus {
                 source: SourceKind::Nab,

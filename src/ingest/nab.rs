@@ -96,6 +96,15 @@ impl Series {
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
+
+    /// The rows as points, in file order.
+    pub fn points(&self) -> Vec<crate::detect::Point> {
+        self.timestamps
+            .iter()
+            .zip(&self.values)
+            .map(|(&timestamp, &value)| crate::detect::Point { timestamp, value })
+            .collect()
+    }
 }
 
 /// A labelled anomaly window, both ends inclusive, resolved to row indices of its data file.

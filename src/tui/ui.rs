@@ -448,31 +448,51 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
                 .data(&injected),
         );
     }
-    let chart = Chart::new(datasets)
-        .block(Block::default().borders(Borders::TOP).title(Span::styled(
-            truncate(&title, area.width as usize),
-            t.title(),
-        )))
+    let chart = chart_widget(
+        datasets,
+        t,
+        &title,
+        area.width,
+        (
+            [x0, x1],
+            vec![fmt_short_time(x0 as i64), fmt_short_time(x1 as i64)],
+        ),
+        (y, vec![fmt_value(y[0]), fmt_value(y[1])]),
+    );
+    f.render_widget(chart, area);
+}
+
+/// A chart with a top-border title, dimmed axes and labels, and no legend.
+fn chart_widget<'a>(
+    datasets: Vec<Dataset<'a>>,
+    t: super::theme::Theme,
+    title: &str,
+    width: u16,
+    x: ([f64; 2], Vec<String>),
+    y: ([f64; 2], Vec<String>),
+) -> Chart<'a> {
+    let labels = |v: Vec<String>| -> Vec<Span<'a>> {
+        v.into_iter().map(|l| Span::styled(l, t.dim())).collect()
+    };
+    Chart::new(datasets)
+        .block(
+            Block::default()
+                .borders(Borders::TOP)
+                .title(Span::styled(truncate(title, width as usize), t.title())),
+        )
         .x_axis(
             Axis::default()
-                .bounds([x0, x1])
-                .labels(vec![
-                    Span::styled(fmt_short_time(x0 as i64), t.dim()),
-                    Span::styled(fmt_short_time(x1 as i64), t.dim()),
-                ])
+                .bounds(x.0)
+                .labels(labels(x.1))
                 .style(t.dim()),
         )
         .y_axis(
             Axis::default()
-                .bounds(y)
-                .labels(vec![
-                    Span::styled(fmt_value(y[0]), t.dim()),
-                    Span::styled(fmt_value(y[1]), t.dim()),
-                ])
+                .bounds(y.0)
+                .labels(labels(y.1))
                 .style(t.dim()),
         )
-        .legend_position(None);
-    f.render_widget(chart, area);
+        .legend_position(None)
 }
 
 fn draw_forecast(f: &mut Frame, app: &App, area: Rect) {
@@ -597,32 +617,24 @@ fn draw_forecast(f: &mut Frame, app: &App, area: Rect) {
             .data(&hi),
     ];
     let title = format!(" {} · {} ", s.info.name, s.info.category);
-    let chart = Chart::new(datasets)
-        .block(Block::default().borders(Borders::TOP).title(Span::styled(
-            truncate(&title, area.width as usize),
-            t.title(),
-        )))
-        .x_axis(
-            Axis::default()
-                .bounds([x0, x1])
-                .labels(vec![
-                    Span::styled(fmt_time(x0 as i64), t.dim()),
-                    Span::styled(fmt_time(mid), t.dim()),
-                    Span::styled(fmt_time(x1 as i64), t.dim()),
-                ])
-                .style(t.dim()),
-        )
-        .y_axis(
-            Axis::default()
-                .bounds(y)
-                .labels(vec![
-                    Span::styled(fmt_value(y[0]), t.dim()),
-                    Span::styled(fmt_value((y[0] + y[1]) / 2.0), t.dim()),
-                    Span::styled(fmt_value(y[1]), t.dim()),
-                ])
-                .style(t.dim()),
-        )
-        .legend_position(None);
+    let chart = chart_widget(
+        datasets,
+        t,
+        &title,
+        area.width,
+        (
+            [x0, x1],
+            vec![fmt_time(x0 as i64), fmt_time(mid), fmt_time(x1 as i64)],
+        ),
+        (
+            y,
+            vec![
+                fmt_value(y[0]),
+                fmt_value((y[0] + y[1]) / 2.0),
+                fmt_value(y[1]),
+            ],
+        ),
+    );
     f.render_widget(chart, chart_area);
 }
 
@@ -742,30 +754,17 @@ fn draw_spikes(f: &mut Frame, app: &App, area: Rect) {
         hist.get(cursor_idx)
             .map_or("-".into(), |p| fmt_short_time(p.0 as i64))
     );
-    let chart = Chart::new(datasets)
-        .block(Block::default().borders(Borders::TOP).title(Span::styled(
-            truncate(&title, area.width as usize),
-            t.title(),
-        )))
-        .x_axis(
-            Axis::default()
-                .bounds([x0, x1])
-                .labels(vec![
-                    Span::styled(fmt_short_time(x0 as i64), t.dim()),
-                    Span::styled(fmt_short_time(x1 as i64), t.dim()),
-                ])
-                .style(t.dim()),
-        )
-        .y_axis(
-            Axis::default()
-                .bounds(y)
-                .labels(vec![
-                    Span::styled(fmt_value(y[0]), t.dim()),
-                    Span::styled(fmt_value(y[1]), t.dim()),
-                ])
-                .style(t.dim()),
-        )
-        .legend_position(None);
+    let chart = chart_widget(
+        datasets,
+        t,
+        &title,
+        area.width,
+        (
+            [x0, x1],
+            vec![fmt_short_time(x0 as i64), fmt_short_time(x1 as i64)],
+        ),
+        (y, vec![fmt_value(y[0]), fmt_value(y[1])]),
+    );
     f.render_widget(chart, chart_area);
 
     let k = |a: Action| app.keys.hint(a);
