@@ -132,6 +132,32 @@ pub enum Command {
     },
     /// Print the effective configuration (defaults, file and environment merged) as TOML.
     PrintConfig,
+    /// Write NAB history with its original timestamps (values; optionally scores and rolling
+    /// forecasts) as OpenMetrics and turn it into Prometheus TSDB blocks with promtool. Serve the
+    /// folder with `prometheus --storage.tsdb.path=DIR --storage.tsdb.retention.time=100y`.
+    Backfill {
+        /// Output folder: nab.om and the blocks.
+        #[arg(long, value_name = "DIR", default_value = "backfill")]
+        out: PathBuf,
+        /// Series to write, by key (realKnownCause/nyc_taxi.csv) or name (nyc_taxi); default all.
+        #[arg(long, value_name = "SERIES", value_delimiter = ',')]
+        series: Vec<String>,
+        /// Also write the detector's scores and flags ([detector] name and threshold).
+        #[arg(long)]
+        scores: bool,
+        /// Also write rolling forecasts (refitted once per [forecast] horizon, causal).
+        #[arg(long)]
+        forecast: bool,
+        /// promtool's --max-block-duration.
+        #[arg(long, value_name = "DURATION", default_value = "720h")]
+        max_block_duration: String,
+        /// The promtool binary.
+        #[arg(long, value_name = "PATH", default_value = "promtool")]
+        promtool: PathBuf,
+        /// Corpus root (default: [data] dir).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
     /// Write screenshots of the three tabs (SVG, and PNG through rsvg-convert) from the real
     /// engine replaying NAB (or the demo data) for a few seconds.
     Screenshots {
@@ -341,6 +367,75 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
             Ok(())
         }
         Command::PrintConfig => Ok(()),
+        Command::Backfill {
+            out,
+            series,
+            scores,
+            forecast,
+            max_block_duration,
+            promtool,
+            data,
+        } => {
+            let root = data.unwrap_or_else(|| cfg.data.dir.clone());
+            let corpus = load_corpus(&root, None)?;
+            let chosen: Vec<_> = if series.is_empty() {
+                corpus.series
+            } else {
+                let mut out = Vec::new();
+                for want in &series {
+                    let s = corpus
+                        .series
+                        .iter()
+                        .find(|s| &s.key == want || &s.name == want)
+                        .ok_or_else(|| {
+                            eyre!(
+                                "--series {want:?}: no such NAB series in {}",
+                                root.display()
+                            )
+                        })?;
+                    out.push(s.clone());
+                }
+                out
+            };
+            let opts = crate::export::backfill::BackfillOptions {
+                scores: if scores {
+                    let kind: DetectorKind =
+                        cfg.detector.name.parse().map_err(|e: String| eyre!(e))?;
+                    Some((kind, cfg.detector.clone(), cfg.detector.threshold))
+                } else {
+                    None
+                },
+                forecast: if forecast {
+                    Some(
+                        crate::forecast::ForecastSettings::from_config(&cfg.forecast)
+                            .map_err(|e| eyre!(e))?,
+                    )
+                } else {
+                    None
+                },
+            };
+            let t0 = Instant::now();
+            let r = crate::export::backfill::create_blocks(
+                &chosen,
+                &opts,
+                &out,
+                &promtool,
+                &max_block_duration,
+            )
+            .map_err(|e| eyre!(e))?;
+            println!(
+                "wrote {} samples of {} series to {} and {} blocks into {} in {:.1?}\n\
+                 serve: prometheus --storage.tsdb.path={} --storage.tsdb.retention.time=100y",
+                r.samples,
+                chosen.len(),
+                r.openmetrics.display(),
+                r.blocks,
+                r.blocks_dir.display(),
+                t0.elapsed(),
+                r.blocks_dir.display()
+            );
+            Ok(())
+        }
         Command::Screenshots {
             out,
             seconds,

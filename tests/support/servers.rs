@@ -218,6 +218,60 @@ pub fn prometheus(pushgateway: Option<u16>, node: Option<u16>) -> Option<Server>
     Some(s)
 }
 
+/// A Prometheus with no scrape jobs serving the TSDB at `data` (e.g. backfilled blocks), with a
+/// retention long enough for 2013-2015 data.
+pub fn prometheus_on_data(data: &Path) -> Option<Server> {
+    let bin = require(PROMETHEUS)?;
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        "global: { scrape_interval: 15s }\nscrape_configs: []\n",
+    )
+    .expect("write prometheus.yml");
+    let args = vec![
+        "--config.file=prometheus.yml".to_string(),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        format!("--storage.tsdb.path={}", data.display()),
+        "--storage.tsdb.retention.time=100y".to_string(),
+    ];
+    let mut s = spawn("prometheus", &bin, &args, port, dir);
+    wait_ready(&mut s, "/-/ready");
+    Some(s)
+}
+
+/// `query_range`; the `data.result` array.
+pub fn query_range(
+    prom: &Server,
+    expr: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Vec<serde_json::Value> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let r = c
+            .post(format!("{}/api/v1/query_range", prom.url()))
+            .form(&[
+                ("query", expr.to_string()),
+                ("start", start.to_string()),
+                ("end", end.to_string()),
+                ("step", step.to_string()),
+            ])
+            .send()
+            .await
+            .expect("query Prometheus");
+        let body = r.text().await.expect("answer body");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
+        assert_eq!(v["status"], "success", "{expr}: {v}");
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    })
+}
+
 /// Instant query; the `data.result` array.
 pub fn query(prom: &Server, expr: &str) -> Vec<serde_json::Value> {
     let rt = tokio::runtime::Builder::new_current_thread()
