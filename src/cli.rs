@@ -187,6 +187,7 @@ pub fn main() -> Result<()> {
     match cli.command {
         None => {
             let _guard = logging::init(&loaded.config.logging).map_err(|e| eyre!(e))?;
+            log_panics();
             tracing::info!(source = %loaded.source, overrides = ?loaded.env_overrides, "config loaded");
             live(&cli, loaded.config.clone())
         }
@@ -469,6 +470,17 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
 
 fn load_corpus(root: &Path, labels: Option<&Path>) -> Result<Corpus> {
     headless::load_corpus_at(root, labels)
+}
+
+/// Writes every panic, with a backtrace, to the log file before the previous hook runs (the
+/// TUI's hook, installed later, restores the terminal first and then calls this one).
+fn log_panics() {
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let bt = std::backtrace::Backtrace::force_capture();
+        tracing::error!(target: "pulsewatch", "panic: {info}\n{bt}");
+        prev(info);
+    }));
 }
 
 fn install_error_hook() -> Result<()> {

@@ -494,25 +494,32 @@ impl OnceReport {
     }
 }
 
-/// Resolves when Ctrl-C or SIGTERM arrives.
+/// Resolves when SIGINT (Ctrl-C), SIGTERM or SIGHUP (e.g. the SSH session closed) arrives.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let other = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hup)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = hup.recv() => {}
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            _ => std::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    let other = std::future::pending::<()>();
     tokio::select! {
         _ = ctrl_c => {}
-        _ = term => {}
+        _ = other => {}
     }
 }
 

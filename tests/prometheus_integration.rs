@@ -336,3 +336,63 @@ fn long_running_replay_deletes_its_group_on_sigterm_and_serves_metrics() {
         "group still there after exit: {g}"
     );
 }
+
+#[test]
+fn credentials_never_reach_logs_or_output() {
+    let Some(root) = corpus::nab_root() else {
+        return;
+    };
+    let Some(pgw) = servers::pushgateway() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let secrets = ["pw-S3cr3t-basic", "tok-S3cr3t-bearer", "api-S3cr3t-token"];
+    let mut outputs = Vec::new();
+    // Basic auth on --once (the Pushgateway ignores it, so the push succeeds), debug logging.
+    let out = pulsewatch(tmp.path())
+        .args(["--once"])
+        .env("PULSEWATCH_DATA_DIR", &root)
+        .env("PULSEWATCH_PUSHGATEWAY_URL", pgw.url())
+        .env("PULSEWATCH_PUSHGATEWAY_USERNAME", "user")
+        .env("PULSEWATCH_PUSHGATEWAY_PASSWORD", secrets[0])
+        .env("PULSEWATCH_LOGGING_LEVEL", "trace")
+        .output()
+        .expect("run --once");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    outputs.push(out);
+    // A bearer token and an API token on a failing push, and print-config.
+    let out = pulsewatch(tmp.path())
+        .args(["--once", "--source", "host"])
+        .env(
+            "PULSEWATCH_PUSHGATEWAY_URL",
+            format!("http://127.0.0.1:{}", servers::free_port()),
+        )
+        .env("PULSEWATCH_PUSHGATEWAY_BEARER_TOKEN", secrets[1])
+        .env("PULSEWATCH_API_TOKEN", secrets[2])
+        .env("PULSEWATCH_LOGGING_LEVEL", "trace")
+        .output()
+        .expect("run --once");
+    assert_eq!(out.status.code(), Some(1));
+    outputs.push(out);
+    let mut seen = String::new();
+    for o in &outputs {
+        seen.push_str(&String::from_utf8_lossy(&o.stdout));
+        seen.push_str(&String::from_utf8_lossy(&o.stderr));
+    }
+    let logs = tmp.path().join("logs");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&logs).expect("log dir") {
+        let path = entry.expect("entry").path();
+        seen.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+        files += 1;
+    }
+    assert!(files >= 3, "log files written");
+    assert!(seen.contains("push failed"), "the runs did log");
+    for s in secrets {
+        assert!(!seen.contains(s), "secret {s} leaked into logs or output");
+    }
+}

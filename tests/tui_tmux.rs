@@ -170,22 +170,27 @@ fn tabs_retrain_resize_and_quit_leave_a_clean_terminal() {
 }
 
 #[test]
-fn sigterm_ends_the_tui_and_restores_the_terminal() {
+fn sigterm_sighup_and_sigint_end_the_tui_and_restore_the_terminal() {
     let Some(nab) = nab() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let t = Tmux::start("term", 80, 24, &script(dir.path(), &nab));
-    t.wait_for("art_daily_no_noise", 30);
-    let pid = std::fs::read_to_string(dir.path().join("pid")).expect("pid file");
-    let ok = Command::new("kill")
-        .args(["-TERM", pid.trim()])
-        .status()
-        .expect("kill");
-    assert!(ok.success());
-    let s = t.wait_for("MODE", 15);
-    assert!(s.contains("EXITED 0"), "{s}");
-    assert!(s.contains("MODE icanon"), "terminal left in raw mode:\n{s}");
+    for sig in ["TERM", "HUP", "INT"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = Tmux::start(&format!("sig{sig}"), 80, 24, &script(dir.path(), &nab));
+        t.wait_for("art_daily_no_noise", 30);
+        let pid = std::fs::read_to_string(dir.path().join("pid")).expect("pid file");
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        let s = t.wait_for("MODE", 15);
+        assert!(s.contains("EXITED 0"), "SIG{sig}: {s}");
+        assert!(
+            s.contains("MODE icanon"),
+            "SIG{sig}: terminal left in raw mode:\n{s}"
+        );
+    }
 }
 
 #[test]

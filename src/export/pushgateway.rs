@@ -294,10 +294,10 @@ pub fn spawn(pusher: Pusher, mut snapshots: watch::Receiver<Arc<Snapshot>>) -> P
                 }
             };
             let t0 = Instant::now();
-            let res = tokio::select! {
-                r = pusher.put(body) => r,
-                _ = stop_rx.changed() => break,
-            };
+            // A push in flight is finished (bounded by the client timeout), never dropped: a
+            // dropped PUT can still reach the Pushgateway after the DELETE that follows a stop,
+            // and bring the group back.
+            let res = pusher.put(body).await;
             let was_ok = status_tx.borrow().ok || status_tx.borrow().idle;
             match res {
                 Ok(()) => {
