@@ -677,18 +677,6 @@ fn dashboard_queries_pass_promtool_check_rules() {
     );
 }
 
-fn pulsewatch(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pulsewatch"));
-    c.current_dir(dir)
-        .env_remove("PULSEWATCH_CONFIG")
-        .env("PULSEWATCH_LOGGING_DIR", dir.join("logs"))
-        .env("PULSEWATCH_RETRAIN_MODEL_DIR", dir.join("models"))
-        .env("NO_COLOR", "1")
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null());
-    c
-}
-
 /// A one-series corpus whose last point is a spike: 3,000 points of a daily sine (5-min steps)
 /// and 500.0 at the end, which the default detector flags. Right after the NAB --once push no
 /// series' latest point is flagged (a replay ends on normal data), so the anomaly-marker query
@@ -721,28 +709,16 @@ fn spike_corpus(root: &Path) {
     .expect("write the labels file");
 }
 
-/// The whole `query_range` answer at a 1 s step. (Not `servers::query_range`, which asserts
-/// success: this test collects every failing query with its panel before failing.)
+/// The whole `query_range` answer at a 1 s step (errors included: this test collects every
+/// failing query with its panel before failing).
 fn query_range(prom: &servers::Server, expr: &str, start: f64, end: f64) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let r = reqwest::Client::new()
-            .post(format!("{}/api/v1/query_range", prom.url()))
-            .form(&[
-                ("query", expr.to_string()),
-                ("start", format!("{start:.3}")),
-                ("end", format!("{end:.3}")),
-                ("step", "1s".to_string()),
-            ])
-            .send()
-            .await
-            .expect("query_range Prometheus");
-        let body = r.text().await.expect("answer body");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{expr}: not JSON ({e}): {body}"))
-    })
+    let form = [
+        ("query", expr.to_string()),
+        ("start", format!("{start:.3}")),
+        ("end", format!("{end:.3}")),
+        ("step", "1s".to_string()),
+    ];
+    servers::api(prom, "/api/v1/query_range", &form)
 }
 
 #[test]
@@ -757,7 +733,7 @@ fn dashboard_queries_return_data_after_a_once_push() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = pulsewatch(tmp.path())
+    let out = servers::pulsewatch(tmp.path())
         .arg("--once")
         .env("PULSEWATCH_DATA_DIR", &root)
         .env("PULSEWATCH_PUSHGATEWAY_URL", pgw.url())
@@ -771,7 +747,7 @@ fn dashboard_queries_return_data_after_a_once_push() {
     // The spike series goes to its own group (job pulsewatch-spike), beside the corpus'.
     let spike = tmp.path().join("spike");
     spike_corpus(&spike);
-    let out = pulsewatch(tmp.path())
+    let out = servers::pulsewatch(tmp.path())
         .args(["--once", "--json"])
         .env("PULSEWATCH_DATA_DIR", &spike)
         .env("PULSEWATCH_PUSHGATEWAY_URL", pgw.url())

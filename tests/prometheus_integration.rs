@@ -9,23 +9,12 @@ mod corpus;
 #[path = "support/servers.rs"]
 mod servers;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn pulsewatch(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pulsewatch"));
-    c.current_dir(dir)
-        .env_remove("PULSEWATCH_CONFIG")
-        .env("PULSEWATCH_LOGGING_DIR", dir.join("logs"))
-        .env("PULSEWATCH_RETRAIN_MODEL_DIR", dir.join("models"))
-        .env("NO_COLOR", "1")
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null());
-    c
-}
+use servers::pulsewatch;
 
 fn label<'a>(v: &'a Value, name: &str) -> &'a str {
     v["metric"][name].as_str().unwrap_or("")

@@ -395,58 +395,17 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
         app.snap.threshold,
         s.anomalies
     );
-    let mut datasets = vec![
-        Dataset::default()
-            .name("value")
-            .marker(app.marker)
-            .graph_type(GraphType::Line)
-            .style(t.series())
-            .data(&line),
-    ];
+    let mut datasets = vec![plot_line("value", &line, t.series(), app.marker)];
     if !fc_p.is_empty() {
-        datasets.push(
-            Dataset::default()
-                .name("forecast")
-                .marker(app.marker)
-                .graph_type(GraphType::Line)
-                .style(t.forecast())
-                .data(&fc_p),
-        );
-        datasets.push(
-            Dataset::default()
-                .name("band")
-                .marker(app.marker)
-                .graph_type(GraphType::Line)
-                .style(t.band())
-                .data(&fc_l),
-        );
-        datasets.push(
-            Dataset::default()
-                .marker(app.marker)
-                .graph_type(GraphType::Line)
-                .style(t.band())
-                .data(&fc_u),
-        );
+        datasets.push(plot_line("forecast", &fc_p, t.forecast(), app.marker));
+        datasets.push(plot_line("band", &fc_l, t.band(), app.marker));
+        datasets.push(plot_line("", &fc_u, t.band(), app.marker));
     }
     if !flagged.is_empty() {
-        datasets.push(
-            Dataset::default()
-                .name("anomaly")
-                .marker(Marker::Dot)
-                .graph_type(GraphType::Scatter)
-                .style(t.bad())
-                .data(&flagged),
-        );
+        datasets.push(plot_marks("anomaly", &flagged, t.bad()));
     }
     if !injected.is_empty() {
-        datasets.push(
-            Dataset::default()
-                .name("spike")
-                .marker(Marker::Dot)
-                .graph_type(GraphType::Scatter)
-                .style(t.spike())
-                .data(&injected),
-        );
+        datasets.push(plot_marks("spike", &injected, t.spike()));
     }
     let chart = chart_widget(
         datasets,
@@ -460,6 +419,31 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
         (y, vec![fmt_value(y[0]), fmt_value(y[1])]),
     );
     f.render_widget(chart, area);
+}
+
+/// A line dataset.
+fn plot_line<'a>(
+    name: &'a str,
+    data: &'a [(f64, f64)],
+    style: Style,
+    marker: Marker,
+) -> Dataset<'a> {
+    Dataset::default()
+        .name(name)
+        .marker(marker)
+        .graph_type(GraphType::Line)
+        .style(style)
+        .data(data)
+}
+
+/// Markers (a dot per point), e.g. anomalies or spikes.
+fn plot_marks<'a>(name: &'a str, data: &'a [(f64, f64)], style: Style) -> Dataset<'a> {
+    Dataset::default()
+        .name(name)
+        .marker(Marker::Dot)
+        .graph_type(GraphType::Scatter)
+        .style(style)
+        .data(data)
 }
 
 /// A chart with a top-border title, dimmed axes and labels, and no legend.
@@ -591,30 +575,10 @@ fn draw_forecast(f: &mut Frame, app: &App, area: Rect) {
     let y = bounds(hist.iter().chain(&lo).chain(&hi).map(|q| q.1));
     let mid = (x0 as i64 + x1 as i64) / 2;
     let datasets = vec![
-        Dataset::default()
-            .name("history")
-            .marker(app.marker)
-            .graph_type(GraphType::Line)
-            .style(t.series())
-            .data(&hist),
-        Dataset::default()
-            .name("forecast")
-            .marker(app.marker)
-            .graph_type(GraphType::Line)
-            .style(t.forecast())
-            .data(&p),
-        Dataset::default()
-            .name("lower")
-            .marker(app.marker)
-            .graph_type(GraphType::Line)
-            .style(t.band())
-            .data(&lo),
-        Dataset::default()
-            .name("upper")
-            .marker(app.marker)
-            .graph_type(GraphType::Line)
-            .style(t.band())
-            .data(&hi),
+        plot_line("history", &hist, t.series(), app.marker),
+        plot_line("forecast", &p, t.forecast(), app.marker),
+        plot_line("lower", &lo, t.band(), app.marker),
+        plot_line("upper", &hi, t.band(), app.marker),
     ];
     let title = format!(" {} · {} ", s.info.name, s.info.category);
     let chart = chart_widget(
@@ -697,52 +661,30 @@ fn draw_spikes(f: &mut Frame, app: &App, area: Rect) {
         .map(|p| vec![(p.0, y[0]), (p.0, y[1])])
         .unwrap_or_default();
     let mut datasets = vec![
-        Dataset::default()
-            .name(if report.is_some() {
+        plot_line(
+            if report.is_some() {
                 "spiked copy"
             } else {
                 "history"
-            })
-            .marker(app.marker)
-            .graph_type(GraphType::Line)
-            .style(t.series())
-            .data(&hist),
-        Dataset::default()
-            .name("cursor")
-            .marker(app.marker)
-            .graph_type(GraphType::Line)
-            .style(t.dim())
-            .data(&cursor),
+            },
+            &hist,
+            t.series(),
+            app.marker,
+        ),
+        plot_line("cursor", &cursor, t.dim(), app.marker),
     ];
     if !caught.is_empty() {
-        datasets.push(
-            Dataset::default()
-                .name("caught")
-                .marker(Marker::Dot)
-                .graph_type(GraphType::Scatter)
-                .style(t.ok().add_modifier(Modifier::BOLD))
-                .data(&caught),
-        );
+        datasets.push(plot_marks(
+            "caught",
+            &caught,
+            t.ok().add_modifier(Modifier::BOLD),
+        ));
     }
     if !missed.is_empty() {
-        datasets.push(
-            Dataset::default()
-                .name("missed")
-                .marker(Marker::Dot)
-                .graph_type(GraphType::Scatter)
-                .style(t.bad())
-                .data(&missed),
-        );
+        datasets.push(plot_marks("missed", &missed, t.bad()));
     }
     if !alarms.is_empty() {
-        datasets.push(
-            Dataset::default()
-                .name("false alarm")
-                .marker(Marker::Dot)
-                .graph_type(GraphType::Scatter)
-                .style(t.warn())
-                .data(&alarms),
-        );
+        datasets.push(plot_marks("false alarm", &alarms, t.warn()));
     }
     let x0 = hist.first().map_or(0.0, |p| p.0);
     let x1 = hist.last().map_or(1.0, |p| p.0).max(x0 + 1.0);

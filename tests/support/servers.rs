@@ -240,6 +240,29 @@ pub fn prometheus_on_data(data: &Path) -> Option<Server> {
     Some(s)
 }
 
+/// POSTs `form` to Prometheus' HTTP API at `path`; the whole JSON answer, errors included.
+pub fn api(prom: &Server, path: &str, form: &[(&str, String)]) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", prom.url()))
+            .form(form)
+            .send()
+            .await
+            .expect("query Prometheus");
+        let body = r.text().await.expect("answer body");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"))
+    })
+}
+
+fn result(v: serde_json::Value, expr: &str) -> Vec<serde_json::Value> {
+    assert_eq!(v["status"], "success", "{expr}: {v}");
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
 /// `query_range`; the `data.result` array.
 pub fn query_range(
     prom: &Server,
@@ -248,49 +271,34 @@ pub fn query_range(
     end: i64,
     step: i64,
 ) -> Vec<serde_json::Value> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let c = reqwest::Client::new();
-        let r = c
-            .post(format!("{}/api/v1/query_range", prom.url()))
-            .form(&[
-                ("query", expr.to_string()),
-                ("start", start.to_string()),
-                ("end", end.to_string()),
-                ("step", step.to_string()),
-            ])
-            .send()
-            .await
-            .expect("query Prometheus");
-        let body = r.text().await.expect("answer body");
-        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
-        assert_eq!(v["status"], "success", "{expr}: {v}");
-        v["data"]["result"].as_array().cloned().unwrap_or_default()
-    })
+    let form = [
+        ("query", expr.to_string()),
+        ("start", start.to_string()),
+        ("end", end.to_string()),
+        ("step", step.to_string()),
+    ];
+    result(api(prom, "/api/v1/query_range", &form), expr)
 }
 
 /// Instant query; the `data.result` array.
 pub fn query(prom: &Server, expr: &str) -> Vec<serde_json::Value> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let c = reqwest::Client::new();
-        let r = c
-            .post(format!("{}/api/v1/query", prom.url()))
-            .form(&[("query", expr)])
-            .send()
-            .await
-            .expect("query Prometheus");
-        let body = r.text().await.expect("answer body");
-        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
-        assert_eq!(v["status"], "success", "{expr}: {v}");
-        v["data"]["result"].as_array().cloned().unwrap_or_default()
-    })
+    result(
+        api(prom, "/api/v1/query", &[("query", expr.to_string())]),
+        expr,
+    )
+}
+
+/// The pulsewatch binary, run in `dir` with logs and models there, no colour, no backtraces.
+pub fn pulsewatch(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pulsewatch"));
+    c.current_dir(dir)
+        .env_remove("PULSEWATCH_CONFIG")
+        .env("PULSEWATCH_LOGGING_DIR", dir.join("logs"))
+        .env("PULSEWATCH_RETRAIN_MODEL_DIR", dir.join("models"))
+        .env("NO_COLOR", "1")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null());
+    c
 }
 
 /// Polls `expr` until it returns at least `n` series (30 s at most).
