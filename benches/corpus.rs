@@ -1,18 +1,13 @@
 //! Corpus load time and scorer speed on the real NAB corpus (`data/nab`, or PULSEWATCH_DATA_DIR).
 //! Run with `cargo bench --bench corpus`. Goal: whole-corpus load well under 200 ms in release.
 
-use std::path::PathBuf;
+#[path = "support/corpus.rs"]
+mod support;
+use support::corpus_root;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use pulsewatch::eval::scorer::{FileLabels, optimize_threshold};
 use pulsewatch::ingest::nab::Corpus;
-
-fn corpus_root() -> Option<PathBuf> {
-    let root = std::env::var_os("PULSEWATCH_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nab"));
-    root.join("data").is_dir().then_some(root)
-}
 
 fn bench(c: &mut Criterion) {
     let Some(root) = corpus_root() else {

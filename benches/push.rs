@@ -2,8 +2,11 @@
 //! Pushgateway on 127.0.0.1 (started here on a free port when `prometheus-pushgateway` is
 //! installed). Goal: one tick's push of 58 series ≤ 20 ms. Run with `cargo bench --bench push`.
 
+#[path = "support/corpus.rs"]
+mod support;
+use support::corpus_root;
+
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,13 +17,6 @@ use pulsewatch::export::{metrics, pushgateway};
 use pulsewatch::ingest::nab::Corpus;
 use pulsewatch::ingest::replay;
 use pulsewatch::ingest::source::SourceKind;
-
-fn corpus_root() -> Option<PathBuf> {
-    let root = std::env::var_os("PULSEWATCH_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nab"));
-    root.join("data").is_dir().then_some(root)
-}
 
 struct Killed(std::process::Child);
 impl Drop for Killed {

@@ -3,7 +3,10 @@
 //! Run with `cargo bench --bench tui`; `cargo bench --bench tui_idle` measures the real binary's
 //! idle CPU and memory.
 
-use std::path::PathBuf;
+#[path = "support/corpus.rs"]
+mod support;
+use support::corpus_root;
+
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -20,13 +23,6 @@ use pulsewatch::tui::app::Tab;
 use pulsewatch::tui::{self, ui};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-
-fn corpus_root() -> Option<PathBuf> {
-    let root = std::env::var_os("PULSEWATCH_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nab"));
-    root.join("data").is_dir().then_some(root)
-}
 
 fn bench(c: &mut Criterion) {
     let Some(root) = corpus_root() else {
