@@ -19,7 +19,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Environment variable prefix for overrides.
 pub const ENV_PREFIX: &str = "PULSEWATCH_";
 /// Environment variables with the prefix that are not config keys.
-const ENV_RESERVED: &[&str] = &["PULSEWATCH_CONFIG"];
+/// `PULSEWATCH_*` variables that are not config keys: the config file's path, and the debug
+/// builds' deliberate panic (for the terminal-restore test).
+const ENV_RESERVED: &[&str] = &["PULSEWATCH_CONFIG", "PULSEWATCH_DEBUG_PANIC"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -142,6 +144,39 @@ pub struct ApiConfig {
     pub listen: String,
     /// Bearer token required by the API's POST endpoints ("" = none).
     pub token: String,
+    /// File holding that token (one trailing newline ignored); excludes `token`.
+    pub token_file: PathBuf,
+}
+
+impl ApiConfig {
+    /// The POST endpoints' token, from `token` or `token_file` (`None` = no token).
+    pub fn resolved_token(&self) -> Result<Option<String>, String> {
+        let t = secret("[api] token", &self.token, &self.token_file)?;
+        Ok((!t.is_empty()).then_some(t))
+    }
+}
+
+/// A secret given inline (`key`) or in a file (`key_file`), never both. The file's content is
+/// taken as is but for one trailing newline (as `echo` and secret mounts write it); an empty file
+/// is an error, since it is never what was meant. Errors name the key and the file, never the
+/// secret.
+pub fn secret(key: &str, inline: &str, file: &Path) -> Result<String, String> {
+    if file.as_os_str().is_empty() {
+        return Ok(inline.to_string());
+    }
+    if !inline.is_empty() {
+        return Err(format!("{key} and {key}_file are both set; keep one"));
+    }
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("{key}_file {}: {e}", file.display()))?;
+    let text = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if text.is_empty() {
+        return Err(format!("{key}_file {}: the file is empty", file.display()));
+    }
+    Ok(text.to_string())
 }
 
 /// One named PromQL query of the Prometheus source.
@@ -263,6 +298,10 @@ pub struct PushgatewayConfig {
     pub password: String,
     /// Bearer token ("" = none); prefer PULSEWATCH_PUSHGATEWAY_BEARER_TOKEN.
     pub bearer_token: String,
+    /// File holding the basic-auth password (one trailing newline ignored); excludes `password`.
+    pub password_file: PathBuf,
+    /// File holding the bearer token (one trailing newline ignored); excludes `bearer_token`.
+    pub bearer_token_file: PathBuf,
 }
 impl Default for PushgatewayConfig {
     fn default() -> Self {
@@ -274,6 +313,8 @@ impl Default for PushgatewayConfig {
             username: String::new(),
             password: String::new(),
             bearer_token: String::new(),
+            password_file: PathBuf::new(),
+            bearer_token_file: PathBuf::new(),
         }
     }
 }
@@ -840,6 +881,32 @@ mod tests {
             .expect_err("type");
         let s = err.to_string();
         assert!(s.contains("line 2") && s.contains("speed"), "{s}");
+    }
+
+    #[test]
+    fn secrets_come_inline_or_from_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("token");
+        std::fs::write(&f, "s3cr3t\r\n").expect("write");
+        assert_eq!(secret("[api] token", "", &f).as_deref(), Ok("s3cr3t"));
+        assert_eq!(
+            secret("[api] token", "inline", Path::new("")).as_deref(),
+            Ok("inline")
+        );
+        std::fs::write(&f, "two\nlines\n\n").expect("write");
+        assert_eq!(secret("[api] token", "", &f).as_deref(), Ok("two\nlines\n"));
+        let both = secret("[api] token", "inline", &f).unwrap_err();
+        assert_eq!(
+            both,
+            "[api] token and [api] token_file are both set; keep one"
+        );
+        let missing = dir.path().join("nope");
+        let e = secret("[pushgateway] password", "", &missing).unwrap_err();
+        assert!(e.starts_with("[pushgateway] password_file "), "{e}");
+        assert!(e.contains("nope"), "{e}");
+        std::fs::write(&f, "\n").expect("write");
+        let e = secret("[api] token", "", &f).unwrap_err();
+        assert!(e.ends_with("the file is empty"), "{e}");
     }
 
     #[test]

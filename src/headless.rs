@@ -34,10 +34,13 @@ use crate::ingest::source::{SourceKind, unix_now};
 
 /// `schema` field of `--once --json`.
 pub const ONCE_SCHEMA: &str = "pulsewatch.once/v1";
-/// Push attempts of `--once` before it gives up.
-pub const ONCE_PUSH_ATTEMPTS: u32 = 3;
-/// Poll attempts of `--once` on the Prometheus source while every query fails.
-pub const ONCE_QUERY_ATTEMPTS: u32 = 3;
+/// Push attempts of `--once` before it gives up: 1 s, 2 s and 4 s apart, so a Pushgateway that
+/// restarts within about 7 s does not fail a cron run.
+pub const ONCE_PUSH_ATTEMPTS: u32 = 4;
+/// Poll attempts of `--once` on the Prometheus source while every query fails (same spacing).
+pub const ONCE_QUERY_ATTEMPTS: u32 = 4;
+/// The first pause between `--once` attempts; it doubles after each.
+pub const ONCE_FIRST_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The engine's core settings from the config.
 pub fn core_settings(cfg: &Config, source: SourceKind) -> Result<CoreSettings> {
@@ -231,7 +234,7 @@ async fn ingest_once(cfg: &Config, kind: SourceKind, core: &mut Core) -> Result<
             let settings = PromSettings::from_config(&cfg.prometheus).map_err(|e| eyre!(e))?;
             let n = settings.queries.len();
             let client = PromClient::new(settings).map_err(|e| eyre!(e))?;
-            let mut delay = pushgateway::FIRST_BACKOFF;
+            let mut delay = ONCE_FIRST_BACKOFF;
             let mut attempt = 0;
             let poll = loop {
                 attempt += 1;
@@ -323,7 +326,7 @@ pub async fn once(cfg: &Config, kind: SourceKind) -> Result<OnceReport> {
             let body = metrics::render(&snapshot).map_err(|e| eyre!(e))?;
             let t = Instant::now();
             let result = p
-                .put_with_retries(body, ONCE_PUSH_ATTEMPTS)
+                .put_with_retries(body, ONCE_PUSH_ATTEMPTS, ONCE_FIRST_BACKOFF)
                 .await
                 .map_err(|e| e.0);
             Some(PushOutcome {
@@ -562,7 +565,11 @@ impl Services {
             let state = ApiState {
                 snapshots: engine.subscribe(),
                 controller: engine.controller(),
-                token: (!cfg.api.token.is_empty()).then(|| Arc::from(cfg.api.token.as_str())),
+                token: cfg
+                    .api
+                    .resolved_token()
+                    .map_err(|e| eyre!(e))?
+                    .map(Arc::from),
                 push: push.as_ref().map(|p| p.status.clone()),
             };
             let (bound, task) = api::serve(addr, state, async move {

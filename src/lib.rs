@@ -28,6 +28,8 @@ pub mod engine;
 pub mod eval;
 pub mod export;
 pub mod forecast;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod headless;
 pub mod ingest;
 pub mod logging;

@@ -161,15 +161,134 @@ fn once_fails_clearly_when_the_pushgateway_is_down() {
         )),
         "names the URL: {stderr}"
     );
-    assert!(stderr.contains("after 3 attempts"), "{stderr}");
+    assert!(stderr.contains("after 4 attempts"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     // The summary is still printed, ending with the failure.
     assert!(
         stdout.contains("cpu_busy") && stdout.contains("push FAILED"),
         "{stdout}"
     );
-    // Three attempts with 250 ms and 500 ms of backoff between them.
-    assert!(t0.elapsed() >= Duration::from_millis(750));
+    // Four attempts, 1 s, 2 s and 4 s apart.
+    assert!(t0.elapsed() >= Duration::from_secs(7));
+}
+
+/// Polls the log files under `dir/logs` until one contains `what`.
+fn wait_for_log(dir: &std::path::Path, what: &str, child: &mut std::process::Child) {
+    let t0 = Instant::now();
+    loop {
+        let mut text = String::new();
+        if let Ok(rd) = std::fs::read_dir(dir.join("logs")) {
+            for e in rd.flatten() {
+                text.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        if text.contains(what) {
+            return;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("pulsewatch exited ({st}) before logging {what:?}: {text}");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{what:?} not logged: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn finish(child: std::process::Child) -> (Option<i32>, Value, String) {
+    let out = child.wait_with_output().expect("wait for pulsewatch");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code(), report, stderr)
+}
+
+/// `--once` with the Pushgateway down at its first push: it retries, the Pushgateway comes back
+/// on the same port, the run succeeds and the group holds its series.
+#[test]
+fn once_rides_out_a_pushgateway_restart() {
+    let Some(mut pgw) = servers::pushgateway() else {
+        return;
+    };
+    pgw.stop();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut child = pulsewatch(tmp.path())
+        .args(["--once", "--json", "--source", "host"])
+        .env("PULSEWATCH_PUSHGATEWAY_URL", pgw.url())
+        .env("PULSEWATCH_PUSHGATEWAY_TIMEOUT", "2s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pulsewatch --once");
+    wait_for_log(tmp.path(), "push failed; retrying", &mut child);
+    pgw.restart();
+    let (code, report, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    let attempts = report["push"]["attempts"].as_u64().unwrap_or(0);
+    assert!((2..=4).contains(&attempts), "{report}");
+    assert_eq!(report["push"]["pushed"], true, "{report}");
+    let g = servers::http_get(&format!("{}/api/v1/metrics", pgw.url())).expect("groups");
+    assert!(g.contains(r#""source":"host""#), "{g}");
+    assert!(g.contains("pulsewatch_value"), "{g}");
+}
+
+/// `--once --source prometheus` with Prometheus down at its first poll: it retries, Prometheus
+/// comes back with its data, the run succeeds with the node-exporter series; and with Prometheus
+/// gone for good it exits 1 naming the URL.
+#[test]
+fn once_rides_out_a_prometheus_restart_and_fails_clearly_without_it() {
+    let Some(node) = servers::node_exporter() else {
+        return;
+    };
+    let Some(mut prom) = servers::prometheus(None, Some(node.port)) else {
+        return;
+    };
+    // A few scrapes, so that rate() has samples before and after the restart.
+    servers::wait_for_series(
+        &prom,
+        "count_over_time(node_memory_MemTotal_bytes[1m]) > 3",
+        1,
+    );
+    prom.stop();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let url = prom.url();
+    let run = || {
+        pulsewatch(tmp.path())
+            .args(["--once", "--json", "--source", "prometheus"])
+            .env("PULSEWATCH_PROMETHEUS_URL", &url)
+            .env("PULSEWATCH_PROMETHEUS_STEP", "1s")
+            .env("PULSEWATCH_PROMETHEUS_WINDOW", "5m")
+            .env("PULSEWATCH_PROMETHEUS_TIMEOUT", "2s")
+            .env("PULSEWATCH_PUSHGATEWAY_URL", "")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pulsewatch --once")
+    };
+    let mut child = run();
+    wait_for_log(tmp.path(), "every query failed; retrying", &mut child);
+    prom.restart();
+    let (code, report, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    let ids: Vec<&str> = report["series"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(ids.iter().any(|id| id.starts_with("cpu_busy")), "{report}");
+    assert_eq!(report["status"]["healthy"], true, "{report}");
+
+    prom.stop();
+    let (code, _, stderr) = finish(run());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("every PromQL query failed after 4 attempts"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{}", prom.port)),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

@@ -259,7 +259,9 @@ async fn background_retrain_reports_progress_and_saves() {
         .collect();
     assert_eq!(steps, vec![1, 2, 3, 4]);
     match events.last() {
-        Some(TrainEvent::Finished { saved: Some(p), .. }) => assert!(p.exists()),
+        Some(TrainEvent::Finished {
+            saved: Ok(Some(p)), ..
+        }) => assert!(p.exists()),
         other => panic!("expected Finished with a saved model, got {other:?}"),
     }
 }
@@ -349,4 +351,128 @@ fn schedule_is_due_once_per_interval_and_never_when_zero() {
     assert!(!s.due(t0 + Duration::from_secs(200)));
     let mut off = RetrainSchedule::new(Duration::ZERO, t0);
     assert!(!off.due(t0 + Duration::from_secs(1_000_000)));
+}
+
+/// A small tmpfs mounted over a folder for one test; unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a `size`-byte tmpfs at `dir` (root only). Outside CI a machine that cannot mount
+    /// skips the test with a notice; in CI that is a failure.
+    fn mount(dir: &std::path::Path, size: usize) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(dir.to_path_buf())),
+            other => {
+                let why = format!("cannot mount a tmpfs (needs root): {other:?}");
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+                eprintln!("SKIPPED: {why}");
+                None
+            }
+        }
+    }
+
+    fn remount_read_only(&self) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .expect("run mount");
+        assert!(ok.success(), "remount read-only");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+async fn retrain_into(store: &ModelStore, key: &str) -> (bool, Vec<TrainEvent>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let job = spawn_retrain(
+        RetrainRequest {
+            detector: Box::new(MeanModel::new(4, 5)),
+            name: "toy".into(),
+            params: "p".into(),
+            series: key.into(),
+            history: history(300),
+            store: Some(store.clone()),
+        },
+        tx,
+    );
+    let det = job.finish().await;
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    (det.is_some(), events)
+}
+
+/// A full, then a read-only model directory: the retrain still finishes and its model is used,
+/// the event says why it was not saved, the previous model file is byte-for-byte intact and no
+/// temp file is left behind.
+#[tokio::test]
+async fn full_or_read_only_model_dir_keeps_the_model_in_use_and_the_old_file_intact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let models = dir.path().join("models");
+    let Some(fs) = Tmpfs::mount(&models, 64 * 1024) else {
+        return;
+    };
+    let store = ModelStore::new(&models);
+    let key = "cat/a.csv";
+    let old = store.save("toy", "p", key, 10, b"1 1").expect("save");
+    let before = std::fs::read(&old).expect("read");
+
+    // Fill the filesystem to the last byte.
+    {
+        use std::io::Write as _;
+        let mut filler = std::fs::File::create(models.join("filler")).expect("filler");
+        let block = vec![0u8; 4096];
+        while filler.write_all(&block).is_ok() {}
+        while filler.write_all(&block[..1]).is_ok() {}
+    }
+    let (in_use, events) = retrain_into(&store, key).await;
+    assert!(
+        in_use,
+        "the fitted detector is returned although it cannot be saved"
+    );
+    match events.last() {
+        Some(TrainEvent::Finished { saved: Err(e), .. }) => {
+            assert!(e.contains("No space left on device"), "{e}");
+            assert!(e.contains("a.csv.model"), "error names the file: {e}");
+        }
+        other => panic!("expected Finished with a save error, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(&old).expect("read"),
+        before,
+        "old model changed"
+    );
+    no_temp_files(&models);
+
+    // Room again, but the filesystem is now read-only.
+    std::fs::remove_file(models.join("filler")).expect("remove filler");
+    fs.remount_read_only();
+    let (in_use, events) = retrain_into(&store, key).await;
+    assert!(in_use);
+    match events.last() {
+        Some(TrainEvent::Finished { saved: Err(e), .. }) => {
+            assert!(e.contains("Read-only file system"), "{e}");
+        }
+        other => panic!("expected Finished with a save error, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(&old).expect("read"),
+        before,
+        "old model changed"
+    );
+    // The old model still loads.
+    let (outcome, payload) = store.load("toy", "p", key);
+    assert!(matches!(outcome, LoadOutcome::Loaded(_)), "{outcome:?}");
+    assert_eq!(payload.map(|(_, p)| p), Some(b"1 1".to_vec()));
 }

@@ -4,6 +4,8 @@
 
 #[path = "support/corpus.rs"]
 mod corpus;
+#[path = "support/servers.rs"]
+mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -106,18 +108,51 @@ fn have_tmux() -> bool {
     ok
 }
 
-/// The shell script: run pulsewatch (its pid in `pidfile`), then report how it ended and whether
-/// the terminal is back in canonical mode.
-fn script(dir: &Path, nab: &Path) -> String {
+/// The shell script: run pulsewatch (its pid in `pidfile`) with `args` and the environment
+/// `env` (after the defaults: NAB at `nab`, push off, logs in `dir/logs`), then report how it
+/// ended and whether the terminal is back in canonical mode.
+fn script_with(dir: &Path, nab: &Path, args: &str, env: &[(&str, String)]) -> String {
     let bin = env!("CARGO_BIN_EXE_pulsewatch");
+    let extra: String = env.iter().map(|(k, v)| format!(" {k}='{v}'")).collect();
     format!(
         "cd {dir} && export PULSEWATCH_DATA_DIR={nab} PULSEWATCH_PUSHGATEWAY_URL= \
          PULSEWATCH_LOGGING_DIR={dir}/logs PULSEWATCH_REPLAY_SPEED=50 PULSEWATCH_TUI_TICK=100ms \
-         RUST_BACKTRACE=0; sh -c 'echo $$ > {dir}/pid; exec {bin}'; echo EXITED $?; \
+         RUST_BACKTRACE=0{extra}; sh -c 'echo $$ > {dir}/pid; exec {bin} {args}'; echo EXITED $?; \
          stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\{{0,1\\}}icanon' | sed 's/^/MODE /'; sleep 120",
         dir = dir.display(),
         nab = nab.display(),
     )
+}
+
+fn script(dir: &Path, nab: &Path) -> String {
+    script_with(dir, nab, "", &[])
+}
+
+fn kill(sig: &str, dir: &Path) {
+    let pid = std::fs::read_to_string(dir.join("pid")).expect("pid file");
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+/// Waits until our group on the Pushgateway holds series.
+fn wait_for_group(pgw: &servers::Server, when: &str) {
+    let t0 = Instant::now();
+    while !groups(pgw).contains("pulsewatch_points_ingested_total") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no group with series on the Pushgateway {when}: {}",
+            groups(pgw)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The Pushgateway's groups as JSON text.
+fn groups(pgw: &servers::Server) -> String {
+    servers::http_get(&format!("{}/api/v1/metrics", pgw.url())).unwrap_or_default()
 }
 
 fn nab() -> Option<PathBuf> {
@@ -170,27 +205,133 @@ fn tabs_retrain_resize_and_quit_leave_a_clean_terminal() {
 }
 
 #[test]
-fn sigterm_sighup_and_sigint_end_the_tui_and_restore_the_terminal() {
+fn sigterm_sighup_and_sigint_restore_the_terminal_and_delete_our_group() {
     let Some(nab) = nab() else {
+        return;
+    };
+    let Some(pgw) = servers::pushgateway() else {
         return;
     };
     for sig in ["TERM", "HUP", "INT"] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let t = Tmux::start(&format!("sig{sig}"), 80, 24, &script(dir.path(), &nab));
-        t.wait_for("art_daily_no_noise", 30);
-        let pid = std::fs::read_to_string(dir.path().join("pid")).expect("pid file");
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), pid.trim()])
-            .status()
-            .expect("kill");
-        assert!(ok.success());
+        let env = [("PULSEWATCH_PUSHGATEWAY_URL", pgw.url())];
+        let t = Tmux::start(
+            &format!("sig{sig}"),
+            160,
+            24,
+            &script_with(dir.path(), &nab, "", &env),
+        );
+        t.wait_for("push ok", 30);
+        wait_for_group(&pgw, &format!("before SIG{sig}"));
+        kill(sig, dir.path());
         let s = t.wait_for("MODE", 15);
         assert!(s.contains("EXITED 0"), "SIG{sig}: {s}");
         assert!(
             s.contains("MODE icanon"),
             "SIG{sig}: terminal left in raw mode:\n{s}"
         );
+        let g = groups(&pgw);
+        assert!(
+            !g.contains("pulsewatch_points_ingested_total"),
+            "SIG{sig}: our group is still on the Pushgateway: {g}"
+        );
     }
+}
+
+/// A panic (a deliberate one, in debug builds only) restores the terminal, exits 101 and leaves
+/// its report and backtrace in the log.
+#[test]
+fn a_panic_restores_the_terminal_and_writes_a_report_to_the_log() {
+    let Some(nab) = nab() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [("PULSEWATCH_DEBUG_PANIC", "1".to_string())];
+    let t = Tmux::start("panic", 100, 30, &script_with(dir.path(), &nab, "", &env));
+    let s = t.wait_for("MODE", 30);
+    assert!(s.contains("EXITED 101"), "{s}");
+    assert!(s.contains("MODE icanon"), "terminal left in raw mode:\n{s}");
+    assert!(
+        s.contains("deliberate panic"),
+        "no report on the terminal:\n{s}"
+    );
+    let mut log = String::new();
+    for e in std::fs::read_dir(dir.path().join("logs")).expect("log dir") {
+        log.push_str(&std::fs::read_to_string(e.expect("entry").path()).unwrap_or_default());
+    }
+    assert!(log.contains("panic: "), "{log}");
+    assert!(log.contains("deliberate panic in the UI loop"), "{log}");
+    assert!(
+        log.contains("pulsewatch::tui::run"),
+        "no backtrace in the log: {log}"
+    );
+}
+
+/// Pushgateway and Prometheus both killed and restarted while the TUI watches a Prometheus
+/// source: the TUI keeps running and answering keys, shows each service DEGRADED with the reason,
+/// recovers when they are back, and pushes the latest state again.
+#[test]
+fn tui_survives_pushgateway_and_prometheus_restarts() {
+    if !have_tmux() {
+        return;
+    }
+    let Some(node) = servers::node_exporter() else {
+        return;
+    };
+    let Some(mut pgw) = servers::pushgateway() else {
+        return;
+    };
+    let Some(mut prom) = servers::prometheus(None, Some(node.port)) else {
+        return;
+    };
+    let (pgw_port, prom_port) = (pgw.port, prom.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("PULSEWATCH_PUSHGATEWAY_URL", pgw.url()),
+        ("PULSEWATCH_PUSHGATEWAY_TIMEOUT", "2s".to_string()),
+        ("PULSEWATCH_PROMETHEUS_URL", prom.url()),
+        ("PULSEWATCH_PROMETHEUS_STEP", "1s".to_string()),
+        ("PULSEWATCH_PROMETHEUS_WINDOW", "1m".to_string()),
+        ("PULSEWATCH_PROMETHEUS_TIMEOUT", "2s".to_string()),
+    ];
+    let t = Tmux::start(
+        "faults",
+        200,
+        30,
+        &script_with(
+            dir.path(),
+            Path::new("/nonexistent"),
+            "--source prometheus",
+            &env,
+        ),
+    );
+    t.wait_for("push ok", 60);
+    t.wait_for("source ok", 60);
+
+    pgw.stop();
+    let s = t.wait_for("push DEGRADED", 30);
+    assert!(s.contains(&format!("127.0.0.1:{pgw_port}")), "{s}");
+    // Still answering keys with the Pushgateway down.
+    t.keys(&["2"]);
+    t.wait_for("switch model", 10);
+    t.keys(&["1"]);
+    pgw.restart();
+    t.wait_for("push ok", 60);
+    wait_for_group(&pgw, "after the Pushgateway restart");
+
+    prom.stop();
+    let s = t.wait_for("source DEGRADED", 30);
+    assert!(s.contains(&format!("127.0.0.1:{prom_port}")), "{s}");
+    t.keys(&["3"]);
+    t.wait_for("inject at random", 10);
+    t.keys(&["1"]);
+    prom.restart();
+    t.wait_for("source ok", 60);
+    t.keys(&["q"]);
+    let s = t.wait_for("MODE", 15);
+    assert!(s.contains("EXITED 0"), "{s}");
+    assert!(s.contains("MODE icanon"), "{s}");
+    assert!(!groups(&pgw).contains("pulsewatch_points_ingested_total"));
 }
 
 #[test]

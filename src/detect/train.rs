@@ -260,7 +260,8 @@ pub enum TrainEvent {
     Finished {
         series: String,
         elapsed: Duration,
-        saved: Option<PathBuf>,
+        /// The model file written, `Ok(None)` without a store, or why saving failed.
+        saved: Result<Option<PathBuf>, String>,
     },
     Cancelled {
         series: String,
@@ -344,16 +345,15 @@ pub fn spawn_retrain(
         let t0 = Instant::now();
         match t.fit(&history, &mut ctl) {
             Ok(()) => {
-                let saved = store.and_then(|st| {
-                    let state = t.save_state()?;
-                    match st.save(&name, &params, &series, history.len(), &state) {
-                        Ok(p) => Some(p),
-                        Err(e) => {
-                            tracing::warn!(detector = %name, series = %series, error = %e, "cannot save model");
-                            None
-                        }
-                    }
-                });
+                let saved = match (store, t.save_state()) {
+                    (Some(st), Some(state)) => st
+                        .save(&name, &params, &series, history.len(), &state)
+                        .map(Some)
+                        .inspect_err(|e| {
+                            tracing::warn!(detector = %name, series = %series, error = %e, "cannot save model; the fitted model stays in use");
+                        }),
+                    _ => Ok(None),
+                };
                 let _ = events.send(TrainEvent::Finished {
                     series,
                     elapsed: t0.elapsed(),

@@ -273,8 +273,8 @@ impl Core {
     /// Records a retrain state.
     pub fn set_training(&mut self, id: &str, s: TrainState) {
         if let Some(t) = self.tracked_mut(id) {
-            if let TrainState::Finished { seconds } = s {
-                t.detector_fit = Some(Duration::from_secs_f64(seconds));
+            if let TrainState::Finished { seconds, .. } = &s {
+                t.detector_fit = Some(Duration::from_secs_f64(*seconds));
             }
             t.training = Some(s);
             t.mark();

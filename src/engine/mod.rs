@@ -457,6 +457,7 @@ impl Loop {
                 t.detector_fit = Some(t0.elapsed());
                 t.training = Some(TrainState::Finished {
                     seconds: t0.elapsed().as_secs_f64(),
+                    save_error: None,
                 });
                 t.mark();
             }
@@ -478,7 +479,9 @@ impl Loop {
                     .set_training(&series, TrainState::progress(&progress));
             }
             TrainEvent::Finished {
-                series, elapsed, ..
+                series,
+                elapsed,
+                saved,
             } => {
                 if let Some(job) = self.jobs.remove(&series)
                     && let Some(det) = job.finish().await
@@ -490,6 +493,7 @@ impl Loop {
                     &series,
                     TrainState::Finished {
                         seconds: elapsed.as_secs_f64(),
+                        save_error: saved.err(),
                     },
                 );
                 tracing::info!(target: "pulsewatch::analysis", series = %series, ?elapsed, "retrained");

@@ -36,6 +36,9 @@ pub enum TrainState {
     },
     Finished {
         seconds: f64,
+        /// Why the fitted model could not be saved (the detector still uses it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        save_error: Option<String>,
     },
     Cancelled,
     Failed {

@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::metrics;
-use crate::config::PushgatewayConfig;
+use crate::config::{PushgatewayConfig, secret};
 use crate::engine::state::Snapshot;
 use crate::ingest::source::unix_now;
 
@@ -53,7 +53,8 @@ impl fmt::Debug for Auth {
 
 /// One path segment pair `/<name>/<value>` of a grouping key.
 fn key_segment(name: &str, value: &str) -> String {
-    let plain = !value.is_empty()
+    // "." and ".." would be removed from the path as dot-segments by any URL parser.
+    let plain = !matches!(value, "" | "." | "..")
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
@@ -116,10 +117,16 @@ impl Pusher {
         if cfg.job.trim().is_empty() {
             return Err("[pushgateway] job must not be empty".into());
         }
-        let auth = if !cfg.bearer_token.is_empty() {
-            Auth::Bearer(cfg.bearer_token.clone())
+        let token = secret(
+            "[pushgateway] bearer_token",
+            &cfg.bearer_token,
+            &cfg.bearer_token_file,
+        )?;
+        let password = secret("[pushgateway] password", &cfg.password, &cfg.password_file)?;
+        let auth = if !token.is_empty() {
+            Auth::Bearer(token)
         } else if !cfg.username.is_empty() {
-            Auth::Basic(cfg.username.clone(), cfg.password.clone())
+            Auth::Basic(cfg.username.clone(), password)
         } else {
             Auth::None
         };
@@ -182,10 +189,15 @@ impl Pusher {
         self.send(rb, "PUT").await
     }
 
-    /// [`Pusher::put`] with up to `attempts` tries, backing off from [`FIRST_BACKOFF`].
-    /// Returns the number of attempts made, or the last error.
-    pub async fn put_with_retries(&self, body: String, attempts: u32) -> Result<u32, PushError> {
-        let mut delay = FIRST_BACKOFF;
+    /// [`Pusher::put`] with up to `attempts` tries, `first_delay` apart and doubling after each
+    /// (at most [`MAX_BACKOFF`]). Returns the number of attempts made, or the last error.
+    pub async fn put_with_retries(
+        &self,
+        body: String,
+        attempts: u32,
+        first_delay: Duration,
+    ) -> Result<u32, PushError> {
+        let mut delay = first_delay;
         let mut n = 0;
         loop {
             n += 1;
@@ -360,6 +372,15 @@ mod tests {
         assert_eq!(
             group_url("http://pg", "j", &[("x", "")]),
             "http://pg/metrics/job/j/x@base64/="
+        );
+        // Dot-segments would vanish from the path when the URL is parsed (found by fuzzing).
+        assert_eq!(
+            group_url("http://pg", "..", &[("x", ".")]),
+            "http://pg/metrics/job@base64/Li4=/x@base64/Lg=="
+        );
+        assert_eq!(
+            group_url("http://pg", "a..b", &[("x", ".a")]),
+            "http://pg/metrics/job/a..b/x/.a"
         );
     }
 

@@ -28,12 +28,12 @@
 //! * a constant series (all values within 1e-12 relative of each other): a flat forecast at that
 //!   value with a zero-width band, for every model ([`Forecast::note`] says so).
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use augurs::ets::AutoETS;
 use augurs::mstl::stlrs;
 use augurs::prelude::*;
+#[cfg(feature = "wasmstan")]
 use augurs::prophet::wasmstan::WasmstanOptimizer;
 use augurs::prophet::{
     FeatureMode, IntervalWidth, OptProphetOptions, Optimizer, PositiveFloat, PredictionData,
@@ -386,14 +386,16 @@ fn prophet_fit_predict<O: Optimizer>(
 }
 
 /// The process-wide Prophet optimizer (JIT-compiled once).
+#[cfg(feature = "wasmstan")]
 fn prophet_optimizer() -> &'static WasmstanOptimizer {
-    static OPT: OnceLock<WasmstanOptimizer> = OnceLock::new();
+    static OPT: std::sync::OnceLock<WasmstanOptimizer> = std::sync::OnceLock::new();
     OPT.get_or_init(WasmstanOptimizer::new)
 }
 
 /// Compiles Prophet's optimizer now (about 0.5 s in release builds) so that the first fit does
 /// not pay for it.
 pub fn warm_up_prophet() {
+    #[cfg(feature = "wasmstan")]
     let _ = prophet_optimizer();
 }
 
@@ -449,8 +451,17 @@ fn fit_prophet(
         ProphetOptimizer::Native => {
             prophet_fit_predict(opts, NativeOptimizer::default(), data, future)
         }
+        #[cfg(feature = "wasmstan")]
         ProphetOptimizer::Wasmstan => {
             prophet_fit_predict(opts, prophet_optimizer().clone(), data, future)
+        }
+        #[cfg(not(feature = "wasmstan"))]
+        ProphetOptimizer::Wasmstan => {
+            return Err(err(
+                "this build has no wasmstan optimizer (cargo feature \"wasmstan\"); \
+                 set [forecast.prophet] optimizer = \"native\""
+                    .into(),
+            ));
         }
     }
     .map_err(|e| err(e.to_string()))?;

@@ -422,7 +422,15 @@ pub struct RawWindow {
 /// Reads a windows file into key → windows, keeping key order sorted.
 pub fn read_windows_file(path: &Path) -> Result<BTreeMap<String, Vec<RawWindow>>, IngestError> {
     let text = fs::read_to_string(path).map_err(|e| IngestError::io(path, e))?;
-    let root: Value = serde_json::from_str(&text)
+    parse_windows(&text, path)
+}
+
+/// Parses the text of a windows file. `path` only names errors.
+pub fn parse_windows(
+    text: &str,
+    path: &Path,
+) -> Result<BTreeMap<String, Vec<RawWindow>>, IngestError> {
+    let root: Value = serde_json::from_str(text)
         .map_err(|e| IngestError::line(path, e.line() as u64, format!("invalid JSON: {e}")))?;
     let Value::Object(map) = root else {
         return Err(IngestError::file(
@@ -496,7 +504,7 @@ fn parse_label_timestamp(s: &str) -> Option<i64> {
 }
 
 /// Maps each window onto row indices: NAB uses the first row whose timestamp equals each end.
-fn resolve_windows(
+pub(crate) fn resolve_windows(
     s: &Series,
     raw: &[RawWindow],
     labels_path: &Path,

@@ -163,60 +163,75 @@ impl PromClient {
                 describe_reqwest(&e)
             )
         })?;
-        let answer: Answer = serde_json::from_slice(&body).map_err(|_| {
-            let text = String::from_utf8_lossy(&body);
-            let snippet: String = text.chars().take(80).collect();
-            format!(
-                "query {:?}: {url}: HTTP {status}, not a Prometheus JSON answer: {:?}",
-                q.name,
-                snippet.trim()
-            )
-        })?;
-        if answer.status != "success" || !status.is_success() {
-            return Err(format!(
-                "query {:?}: HTTP {status} {}: {}",
-                q.name,
-                answer.error_type.as_deref().unwrap_or("error"),
-                answer.error.as_deref().unwrap_or("no message")
-            ));
-        }
-        let data = answer
-            .data
-            .ok_or_else(|| format!("query {:?}: answer without data", q.name))?;
-        if data.result_type != "matrix" {
-            return Err(format!(
-                "query {:?}: expected a range vector (matrix), got {}",
-                q.name, data.result_type
-            ));
-        }
-        Ok(data
-            .result
-            .into_iter()
-            .map(|m| {
-                let id = series_id(&q.name, &m.metric);
-                let points = m
-                    .values
-                    .iter()
-                    .filter_map(|(t, v)| {
-                        let value: f64 = v.parse().ok()?;
-                        value.is_finite().then_some(Point {
-                            timestamp: *t as i64,
-                            value,
-                        })
-                    })
-                    .collect();
-                QuerySeries {
-                    info: SeriesInfo {
-                        name: id.clone(),
-                        id,
-                        category: q.name.clone(),
-                        source: SourceKind::Prometheus,
-                    },
-                    points,
-                }
-            })
-            .collect())
+        parse_query_range(q, &url, status.as_u16(), &body)
     }
+}
+
+/// Turns a `query_range` answer (HTTP status and body) into series. Errors name the query and,
+/// for answers that are not Prometheus JSON, the URL. Non-finite samples are dropped.
+pub fn parse_query_range(
+    q: &NamedQuery,
+    url: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<Vec<QuerySeries>, String> {
+    let status = reqwest::StatusCode::from_u16(status)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| status.to_string());
+    let ok = status.starts_with('2');
+    let answer: Answer = serde_json::from_slice(body).map_err(|_| {
+        let text = String::from_utf8_lossy(body);
+        let snippet: String = text.chars().take(80).collect();
+        format!(
+            "query {:?}: {url}: HTTP {status}, not a Prometheus JSON answer: {:?}",
+            q.name,
+            snippet.trim()
+        )
+    })?;
+    if answer.status != "success" || !ok {
+        return Err(format!(
+            "query {:?}: HTTP {status} {}: {}",
+            q.name,
+            answer.error_type.as_deref().unwrap_or("error"),
+            answer.error.as_deref().unwrap_or("no message")
+        ));
+    }
+    let data = answer
+        .data
+        .ok_or_else(|| format!("query {:?}: answer without data", q.name))?;
+    if data.result_type != "matrix" {
+        return Err(format!(
+            "query {:?}: expected a range vector (matrix), got {}",
+            q.name, data.result_type
+        ));
+    }
+    Ok(data
+        .result
+        .into_iter()
+        .map(|m| {
+            let id = series_id(&q.name, &m.metric);
+            let points = m
+                .values
+                .iter()
+                .filter_map(|(t, v)| {
+                    let value: f64 = v.parse().ok()?;
+                    (value.is_finite() && t.is_finite()).then_some(Point {
+                        timestamp: *t as i64,
+                        value,
+                    })
+                })
+                .collect();
+            QuerySeries {
+                info: SeriesInfo {
+                    name: id.clone(),
+                    id,
+                    category: q.name.clone(),
+                    source: SourceKind::Prometheus,
+                },
+                points,
+            }
+        })
+        .collect())
 }
 
 fn describe_reqwest(e: &reqwest::Error) -> String {

@@ -389,8 +389,32 @@ impl App {
         out
     }
 
-    /// A one-word state of the detectors: learning, ready, training n %.
+    /// A one-word state of the detectors: learning, ready, training n %; and how many retrained
+    /// models could not be saved (read-only or full model directory).
     pub fn model_state(&self) -> String {
+        let unsaved = self
+            .snap
+            .series
+            .iter()
+            .filter(|s| {
+                matches!(
+                    &s.training,
+                    Some(TrainState::Finished {
+                        save_error: Some(_),
+                        ..
+                    })
+                )
+            })
+            .count();
+        let state = self.detector_state();
+        if unsaved > 0 {
+            format!("{state} · {unsaved} not saved")
+        } else {
+            state
+        }
+    }
+
+    fn detector_state(&self) -> String {
         let mut training: Option<(usize, usize)> = None;
         let mut learning = 0;
         for s in &self.snap.series {

@@ -185,10 +185,17 @@ async fn event_loop(
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<DoneMsg>();
     let signal = headless::shutdown_signal();
     tokio::pin!(signal);
+    // Debug builds only: a deliberate panic once data is on screen, for the test that a panic
+    // restores the terminal and writes its report to the log.
+    let debug_panic =
+        cfg!(debug_assertions) && std::env::var_os("PULSEWATCH_DEBUG_PANIC").is_some();
     loop {
         if app.dirty {
             terminal.draw(|f| ui::draw(f, app))?;
             app.dirty = false;
+            if debug_panic && !app.snap.series.is_empty() {
+                panic!("PULSEWATCH_DEBUG_PANIC is set: deliberate panic in the UI loop");
+            }
         }
         if app.quit {
             return Ok(());

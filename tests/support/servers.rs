@@ -64,6 +64,9 @@ pub struct Server {
     pub port: u16,
     pub dir: tempfile::TempDir,
     child: Child,
+    bin: PathBuf,
+    args: Vec<String>,
+    ready: &'static str,
 }
 
 impl Server {
@@ -80,7 +83,15 @@ impl Server {
         self.stop();
     }
 
-    fn stop(&mut self) {
+    /// Starts the server again, on the same port with the same data (e.g. after [`Server::stop`]).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = start_child(&self.bin, &self.args, self.dir.path());
+        wait_ready(self);
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit; its port and data stay for [`Server::restart`].
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -115,32 +126,47 @@ pub fn http_get(url: &str) -> Option<String> {
     })
 }
 
+fn start_child(bin: &Path, args: &[String], dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("log file");
+    Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()))
+}
+
+/// Starts `bin` and waits until `ready` (a path) answers 2xx.
 fn spawn(
     name: &'static str,
     bin: &Path,
     args: &[String],
     port: u16,
     dir: tempfile::TempDir,
+    ready: &'static str,
 ) -> Server {
-    let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-    let child = Command::new(bin)
-        .args(args)
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    Server {
+    let child = start_child(bin, args, dir.path());
+    let mut s = Server {
         name,
         port,
         dir,
         child,
-    }
+        bin: bin.to_path_buf(),
+        args: args.to_vec(),
+        ready,
+    };
+    wait_ready(&mut s);
+    s
 }
 
-fn wait_ready(s: &mut Server, path: &str) {
-    let url = format!("{}{path}", s.url());
+fn wait_ready(s: &mut Server) {
+    let url = format!("{}{}", s.url(), s.ready);
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(30) {
         if let Ok(Some(status)) = s.child.try_wait() {
@@ -164,9 +190,7 @@ pub fn pushgateway_on(port: Option<u16>) -> Option<Server> {
         "--persistence.file=".to_string(),
         "--web.enable-admin-api".to_string(),
     ];
-    let mut s = spawn("pushgateway", &bin, &args, port, dir);
-    wait_ready(&mut s, "/-/ready");
-    Some(s)
+    Some(spawn("pushgateway", &bin, &args, port, dir, "/-/ready"))
 }
 
 pub fn pushgateway() -> Option<Server> {
@@ -182,15 +206,22 @@ pub fn node_exporter() -> Option<Server> {
         format!("--web.listen-address=127.0.0.1:{port}"),
         "--no-collector.systemd".to_string(),
     ];
-    let mut s = spawn("node-exporter", &bin, &args, port, dir);
-    wait_ready(&mut s, "/metrics");
-    Some(s)
+    Some(spawn("node-exporter", &bin, &args, port, dir, "/metrics"))
 }
 
 /// A Prometheus scraping the given Pushgateway (honor_labels) and node-exporter every second.
 pub fn prometheus(pushgateway: Option<u16>, node: Option<u16>) -> Option<Server> {
+    prometheus_on(None, pushgateway, node)
+}
+
+/// [`prometheus`] on `port` (a free one when `None`), e.g. to restart one on the same port.
+pub fn prometheus_on(
+    port: Option<u16>,
+    pushgateway: Option<u16>,
+    node: Option<u16>,
+) -> Option<Server> {
     let bin = require(PROMETHEUS)?;
-    let port = free_port();
+    let port = port.unwrap_or_else(free_port);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg =
         String::from("global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n");
@@ -213,9 +244,7 @@ pub fn prometheus(pushgateway: Option<u16>, node: Option<u16>) -> Option<Server>
         "--storage.tsdb.path=data".to_string(),
         "--storage.tsdb.retention.time=100y".to_string(),
     ];
-    let mut s = spawn("prometheus", &bin, &args, port, dir);
-    wait_ready(&mut s, "/-/ready");
-    Some(s)
+    Some(spawn("prometheus", &bin, &args, port, dir, "/-/ready"))
 }
 
 /// A Prometheus with no scrape jobs serving the TSDB at `data` (e.g. backfilled blocks), with a
@@ -235,9 +264,7 @@ pub fn prometheus_on_data(data: &Path) -> Option<Server> {
         format!("--storage.tsdb.path={}", data.display()),
         "--storage.tsdb.retention.time=100y".to_string(),
     ];
-    let mut s = spawn("prometheus", &bin, &args, port, dir);
-    wait_ready(&mut s, "/-/ready");
-    Some(s)
+    Some(spawn("prometheus", &bin, &args, port, dir, "/-/ready"))
 }
 
 /// POSTs `form` to Prometheus' HTTP API at `path`; the whole JSON answer, errors included.
