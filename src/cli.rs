@@ -196,7 +196,7 @@ pub fn main() -> Result<()> {
             if !loaded.env_overrides.is_empty() {
                 print!("; environment: {}", loaded.env_overrides.join(", "));
             }
-            println!("\n{}", loaded.config.to_toml());
+            println!("\n{}", loaded.config.redacted().to_toml());
             Ok(())
         }
         Some(cmd) => {
@@ -212,12 +212,11 @@ fn live(cli: &Cli, mut cfg: Config) -> Result<()> {
     if let Some(d) = &cli.detector {
         cfg.detector.name = d.clone();
     }
-    let kind: SourceKind = cli
-        .source
-        .as_deref()
-        .unwrap_or(&cfg.source.kind)
-        .parse()
-        .map_err(|e: String| eyre!(e))?;
+    let (kind, key) = match cli.source.as_deref() {
+        Some(s) => (s, "--source"),
+        None => (cfg.source.kind.as_str(), "[source] kind"),
+    };
+    let kind: SourceKind = kind.parse().map_err(|e: String| eyre!("{key}: {e}"))?;
     let listen = match cli.listen.as_deref().unwrap_or(&cfg.api.listen) {
         "" => None,
         a => Some(api::parse_listen(a).map_err(|e| eyre!(e))?),
@@ -280,8 +279,12 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
             labels,
             json,
         } => {
-            let name = detector.unwrap_or_else(|| cfg.detector.name.clone());
-            let kind: DetectorKind = name.parse().map_err(|e: String| eyre!(e))?;
+            let (name, key) = match detector {
+                Some(d) => (d, "--detector"),
+                None => (cfg.detector.name.clone(), "[detector] name"),
+            };
+            let kind: DetectorKind = name.parse().map_err(|e: String| eyre!("{key}: {e}"))?;
+            cfg.detector.validate().map_err(|e| eyre!(e))?;
             let root = data.unwrap_or_else(|| cfg.data.dir.clone());
             let corpus = load_corpus(&root, labels.as_deref())?;
             let t0 = Instant::now();
@@ -400,8 +403,12 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
             };
             let opts = crate::export::backfill::BackfillOptions {
                 scores: if scores {
-                    let kind: DetectorKind =
-                        cfg.detector.name.parse().map_err(|e: String| eyre!(e))?;
+                    let kind: DetectorKind = cfg
+                        .detector
+                        .name
+                        .parse()
+                        .map_err(|e: String| eyre!("[detector] name: {e}"))?;
+                    cfg.detector.validate().map_err(|e| eyre!(e))?;
                     Some((kind, cfg.detector.clone(), cfg.detector.threshold))
                 } else {
                     None

@@ -330,6 +330,72 @@ pub struct DetectorConfig {
     pub isolation_forest: IsolationForestConfig,
     pub lstm_ae: LstmAeConfig,
 }
+impl DetectorConfig {
+    /// Range checks of every detector setting (a 0 or an absurd size is always a typo, and some
+    /// would exhaust memory). Errors name the key.
+    pub fn validate(&self) -> Result<(), String> {
+        fn within<T: PartialOrd + fmt::Display>(
+            key: &str,
+            v: T,
+            lo: T,
+            hi: T,
+        ) -> Result<(), String> {
+            if v >= lo && v <= hi {
+                Ok(())
+            } else {
+                Err(format!("{key} = {v} is outside {lo}..={hi}"))
+            }
+        }
+        fn positive(key: &str, v: f64) -> Result<(), String> {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{key} = {v} must be a positive number"))
+            }
+        }
+        within("[detector] threshold", self.threshold, 0.0, 1.0)?;
+        let g = &self.windowed_gaussian;
+        within(
+            "[detector.windowed_gaussian] window",
+            g.window,
+            2,
+            10_000_000,
+        )?;
+        within("[detector.windowed_gaussian] step", g.step, 1, g.window)?;
+        let f = &self.isolation_forest;
+        within("[detector.isolation_forest] trees", f.trees, 1, 10_000)?;
+        within(
+            "[detector.isolation_forest] sample_size",
+            f.sample_size,
+            2,
+            1 << 20,
+        )?;
+        within("[detector.isolation_forest] window", f.window, 1, 10_000)?;
+        within("[detector.isolation_forest] train", f.train, 1, 10_000_000)?;
+        within(
+            "[detector.isolation_forest] refit_every",
+            f.refit_every,
+            0,
+            10_000_000,
+        )?;
+        within(
+            "[detector.isolation_forest] threshold",
+            f.threshold,
+            0.0,
+            1.0,
+        )?;
+        let l = &self.lstm_ae;
+        within("[detector.lstm_ae] sequence", l.sequence, 2, 10_000)?;
+        within("[detector.lstm_ae] hidden", l.hidden, 1, 4096)?;
+        within("[detector.lstm_ae] epochs", l.epochs, 1, 100_000)?;
+        within("[detector.lstm_ae] batch", l.batch, 1, 1 << 20)?;
+        within("[detector.lstm_ae] train", l.train, 1, 10_000_000)?;
+        positive("[detector.lstm_ae] learning_rate", l.learning_rate)?;
+        positive("[detector.lstm_ae] threshold", l.threshold)?;
+        Ok(())
+    }
+}
+
 impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
@@ -687,6 +753,21 @@ impl Config {
             source,
             env_overrides,
         })
+    }
+
+    /// The config with every inline secret replaced by `"<hidden>"` (for `print-config`, whose
+    /// output ends up in bug reports). Secret files are paths, not secrets, and stay.
+    pub fn redacted(&self) -> Config {
+        let hide = |s: &mut String| {
+            if !s.is_empty() {
+                *s = "<hidden>".into();
+            }
+        };
+        let mut c = self.clone();
+        hide(&mut c.pushgateway.password);
+        hide(&mut c.pushgateway.bearer_token);
+        hide(&mut c.api.token);
+        c
     }
 
     /// The effective config as TOML.

@@ -146,6 +146,10 @@ pub fn config_toml(data: &[u8]) {
 
 /// Every check the program makes on a config before it starts.
 pub fn validate(cfg: &Config) -> Result<(), String> {
+    cfg.source
+        .kind
+        .parse::<SourceKind>()
+        .map_err(|e| format!("[source] kind: {e}"))?;
     crate::headless::engine_settings(cfg, SourceKind::Nab).map_err(|e| e.to_string())?;
     crate::ingest::promql::PromSettings::from_config(&cfg.prometheus)?;
     crate::tui::keys::KeyMap::from_config(&cfg.tui.keys)?;
@@ -229,7 +233,7 @@ pub fn decode_grouping_path(path: &str) -> Result<BTreeMap<String, String>, Stri
         .strip_prefix("/metrics/")
         .ok_or_else(|| format!("{path} does not start with /metrics/"))?;
     let segs: Vec<&str> = rest.split('/').collect();
-    if segs.len() % 2 != 0 {
+    if !segs.len().is_multiple_of(2) {
         return Err(format!("odd number of segments in {path}"));
     }
     let mut out = BTreeMap::new();

@@ -49,10 +49,8 @@ pub fn core_settings(cfg: &Config, source: SourceKind) -> Result<CoreSettings> {
         .name
         .parse()
         .map_err(|e: String| eyre!("[detector] name: {e}"))?;
+    cfg.detector.validate().map_err(|e| eyre!(e))?;
     let t = cfg.detector.threshold;
-    if !(0.0..=1.0).contains(&t) {
-        bail!("[detector] threshold {t} must be between 0 and 1");
-    }
     Ok(CoreSettings {
         source,
         detector,

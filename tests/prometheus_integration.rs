@@ -454,7 +454,17 @@ fn credentials_never_reach_logs_or_output() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
-    let secrets = ["pw-S3cr3t-basic", "tok-S3cr3t-bearer", "api-S3cr3t-token"];
+    let secrets = [
+        "pw-S3cr3t-basic",
+        "tok-S3cr3t-bearer",
+        "api-S3cr3t-token",
+        "pw-S3cr3t-file",
+        "api-S3cr3t-file",
+    ];
+    let pw_file = tmp.path().join("pushgateway-password");
+    std::fs::write(&pw_file, format!("{}\n", secrets[3])).expect("write secret file");
+    let token_file = tmp.path().join("api-token");
+    std::fs::write(&token_file, secrets[4]).expect("write secret file");
     let mut outputs = Vec::new();
     // Basic auth on --once (the Pushgateway ignores it, so the push succeeds), debug logging.
     let out = pulsewatch(tmp.path())
@@ -472,7 +482,7 @@ fn credentials_never_reach_logs_or_output() {
         String::from_utf8_lossy(&out.stderr)
     );
     outputs.push(out);
-    // A bearer token and an API token on a failing push, and print-config.
+    // A bearer token and an API token on a failing push.
     let out = pulsewatch(tmp.path())
         .args(["--once", "--source", "host"])
         .env(
@@ -486,6 +496,49 @@ fn credentials_never_reach_logs_or_output() {
         .expect("run --once");
     assert_eq!(out.status.code(), Some(1));
     outputs.push(out);
+    // print-config shows that secrets are set, not what they are.
+    let out = pulsewatch(tmp.path())
+        .args(["print-config"])
+        .env("PULSEWATCH_PUSHGATEWAY_PASSWORD", secrets[0])
+        .env("PULSEWATCH_PUSHGATEWAY_BEARER_TOKEN", secrets[1])
+        .env("PULSEWATCH_API_TOKEN", secrets[2])
+        .output()
+        .expect("run print-config");
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success());
+    assert_eq!(printed.matches("\"<hidden>\"").count(), 3, "{printed}");
+    outputs.push(out);
+    // Secrets from files, long-running with the API: the file's token guards the POSTs.
+    let api_port = servers::free_port();
+    let mut child = pulsewatch(tmp.path())
+        .args(["--headless", "--listen", &format!("127.0.0.1:{api_port}")])
+        .env("PULSEWATCH_DATA_DIR", &root)
+        .env("PULSEWATCH_PUSHGATEWAY_URL", pgw.url())
+        .env("PULSEWATCH_PUSHGATEWAY_USERNAME", "user")
+        .env("PULSEWATCH_PUSHGATEWAY_PASSWORD_FILE", &pw_file)
+        .env("PULSEWATCH_API_TOKEN_FILE", &token_file)
+        .env("PULSEWATCH_LOGGING_LEVEL", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start --headless");
+    let retrain = format!("http://127.0.0.1:{api_port}/api/v1/retrain");
+    let t0 = Instant::now();
+    while servers::http_post(&retrain, None, "{}") == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "API not up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(servers::http_post(&retrain, None, "{}"), 401);
+    assert_eq!(servers::http_post(&retrain, Some("wrong"), "{}"), 401);
+    assert_eq!(servers::http_post(&retrain, Some(secrets[4]), "{}"), 202);
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    let _ = child.wait();
+    outputs.push(child.wait_with_output().expect("output"));
+
     let mut seen = String::new();
     for o in &outputs {
         seen.push_str(&String::from_utf8_lossy(&o.stdout));
@@ -500,6 +553,7 @@ fn credentials_never_reach_logs_or_output() {
     }
     assert!(files >= 3, "log files written");
     assert!(seen.contains("push failed"), "the runs did log");
+    assert!(seen.contains("retrain"), "the API run did log");
     for s in secrets {
         assert!(!seen.contains(s), "secret {s} leaked into logs or output");
     }

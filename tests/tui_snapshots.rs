@@ -246,6 +246,25 @@ fn retrain_progress_shows_in_the_header() {
 }
 
 #[test]
+fn unsaved_models_show_in_the_header() {
+    let app0 = app();
+    let mut snap = (*app0.snap).clone();
+    for i in 0..2 {
+        let mut s = (*snap.series[i]).clone();
+        s.training = Some(TrainState::Finished {
+            seconds: 0.5,
+            save_error: Some("models/pulse/x.model: No space left on device".into()),
+        });
+        snap.series[i] = Arc::new(s);
+    }
+    snap.version += 1;
+    let mut app = app();
+    app.set_snapshot(Arc::new(snap));
+    let text = render(&app, 200, 30).backend().to_string();
+    assert!(text.contains("· 2 not saved"), "{text}");
+}
+
+#[test]
 fn test_spikes_tab_shows_caught_and_missed() {
     let mut app = app();
     app.on_key(&key('3'));

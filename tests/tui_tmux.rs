@@ -351,3 +351,60 @@ fn without_a_terminal_the_tui_refuses_and_suggests_once() {
         "{err}"
     );
 }
+
+/// The TUI with every kind of secret set (environment and files), trace logging and the API on:
+/// no screen of any tab, the help, nor any log file shows one.
+#[test]
+fn secrets_never_reach_the_screen_or_the_logs() {
+    let Some(nab) = nab() else {
+        return;
+    };
+    let Some(pgw) = servers::pushgateway() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = ["pw-S3cr3t-env", "api-S3cr3t-file"];
+    let token_file = dir.path().join("api-token");
+    std::fs::write(&token_file, format!("{}\n", secrets[1])).expect("write secret file");
+    let env = [
+        ("PULSEWATCH_PUSHGATEWAY_URL", pgw.url()),
+        ("PULSEWATCH_PUSHGATEWAY_USERNAME", "user".to_string()),
+        ("PULSEWATCH_PUSHGATEWAY_PASSWORD", secrets[0].to_string()),
+        (
+            "PULSEWATCH_API_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+        ("PULSEWATCH_LOGGING_LEVEL", "trace".to_string()),
+    ];
+    let args = format!("--listen 127.0.0.1:{}", servers::free_port());
+    let t = Tmux::start(
+        "secrets",
+        200,
+        50,
+        &script_with(dir.path(), &nab, &args, &env),
+    );
+    let mut screens = vec![t.wait_for("push ok", 30)];
+    for (key, marker) in [
+        ("2", "switch model"),
+        ("3", "inject at random"),
+        ("i", "inject at random"),
+        ("?", "keys (any key closes)"),
+    ] {
+        t.keys(&[key]);
+        screens.push(t.wait_for(marker, 10));
+    }
+    t.keys(&["Escape", "q"]);
+    screens.push(t.wait_for("MODE", 15));
+    let mut seen = screens.join("\n");
+    assert!(seen.contains("EXITED 0"), "{seen}");
+    for e in std::fs::read_dir(dir.path().join("logs")).expect("log dir") {
+        seen.push_str(&std::fs::read_to_string(e.expect("entry").path()).unwrap_or_default());
+    }
+    assert!(
+        seen.contains("TRACE") || seen.contains("DEBUG"),
+        "trace logging was on"
+    );
+    for s in secrets {
+        assert!(!seen.contains(s), "secret {s} on screen or in a log");
+    }
+}

@@ -57,7 +57,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IngestError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let io = |e: std::io::Error| IngestError::Io {
         path: path.to_path_buf(),
-        source: e,
+        error: e,
     };
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut tmp = tempfile::Builder::new()
@@ -100,7 +100,7 @@ pub fn read_detector_results(
 fn check_no_stray_files(det_dir: &Path, det: &str, corpus: &Corpus) -> Result<(), IngestError> {
     let io = |p: &Path, e| IngestError::Io {
         path: p.to_path_buf(),
-        source: e,
+        error: e,
     };
     for cat in std::fs::read_dir(det_dir).map_err(|e| io(det_dir, e))? {
         let cat = cat.map_err(|e| io(det_dir, e))?;

@@ -148,6 +148,12 @@ impl ForecastSettings {
         if cfg.horizon.is_zero() {
             return Err(key_err("horizon", "must be longer than 0s".into()));
         }
+        if cfg.horizon.0 > Duration::from_secs(366 * 86_400) {
+            return Err(key_err(
+                "horizon",
+                format!("{} is longer than the 366d allowed", cfg.horizon),
+            ));
+        }
         let w = cfg.interval_width;
         if !(w > 0.0 && w < 1.0) {
             return Err(key_err(

@@ -117,8 +117,12 @@ impl Regular {
 /// Number of `step`-second grid steps that cover `secs` seconds (rounded up, at least 1).
 pub fn steps_for(secs: u64, step: i64) -> usize {
     let step = step.max(1) as u64;
-    (secs.div_ceil(step)).max(1) as usize
+    (secs.div_ceil(step)).clamp(1, MAX_STEPS as u64) as usize
 }
+
+/// The most forecast steps ever computed (a fine-grained series with a long horizon would
+/// otherwise ask for gigabytes).
+pub const MAX_STEPS: usize = 100_000;
 
 /// Median of the positive differences between consecutive sorted distinct timestamps.
 /// `None` when there are fewer than two distinct timestamps.

@@ -25,11 +25,11 @@ pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 /// One clear error about a corpus file.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("{}: {source}", path.display())]
+    /// (The I/O error is part of the message, not a separate cause, so that it prints once.)
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}:{line}: {msg}", path.display())]
     Line {
@@ -68,10 +68,10 @@ impl IngestError {
             msg: msg.into(),
         }
     }
-    fn io(path: &Path, source: std::io::Error) -> Self {
+    fn io(path: &Path, error: std::io::Error) -> Self {
         IngestError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }
@@ -297,17 +297,19 @@ pub fn parse_series_csv(bytes: &[u8], path: &Path) -> Result<(Vec<i64>, Vec<f64>
     let mut timestamps = Vec::with_capacity(bytes.len() / 28);
     let mut values = Vec::with_capacity(bytes.len() / 28);
     let mut header_seen = false;
+    let mut lines = LineCounter::default();
     loop {
-        let line_hint = rdr.position().line();
+        let hint = rdr.position().byte() as usize;
         match rdr.read_byte_record(&mut rec) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(line_hint);
+                let byte = e.position().map_or(hint, |p| p.byte() as usize);
+                let line = lines.line_at(bytes, byte);
                 return Err(IngestError::line(path, line, format!("malformed CSV: {e}")));
             }
         }
-        let line = rec.position().map(|p| p.line()).unwrap_or(line_hint);
+        let line = lines.line_at(bytes, rec.position().map_or(hint, |p| p.byte() as usize));
         if !header_seen {
             header_seen = true;
             let got: Vec<String> = rec
@@ -351,6 +353,36 @@ pub fn parse_series_csv(bytes: &[u8], path: &Path) -> Result<(Vec<i64>, Vec<f64>
         return Err(IngestError::line(path, 2, "no data rows after the header"));
     }
     Ok((timestamps, values))
+}
+
+/// Line numbers from byte offsets, for any of `\n`, `\r\n` or `\r` line ends. (The csv
+/// reader's own line count is off by one after `\r\n` and skips blank lines.) Offsets must come
+/// in increasing order.
+#[derive(Default)]
+struct LineCounter {
+    pos: usize,
+    breaks: u64,
+}
+
+impl LineCounter {
+    /// The 1-based line of the first content byte at or after `offset`.
+    fn line_at(&mut self, bytes: &[u8], offset: usize) -> u64 {
+        let mut off = offset.min(bytes.len());
+        while off < bytes.len() && matches!(bytes[off], b'\r' | b'\n') {
+            off += 1;
+        }
+        if off < self.pos {
+            (self.pos, self.breaks) = (0, 0);
+        }
+        for i in self.pos..off {
+            let b = bytes[i];
+            if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+                self.breaks += 1;
+            }
+        }
+        self.pos = off;
+        self.breaks + 1
+    }
 }
 
 fn parse_value(field: &[u8]) -> Result<f64, String> {

@@ -27,10 +27,25 @@ pub struct PromSettings {
     pub queries: Vec<NamedQuery>,
 }
 
+/// The longest `[prometheus] window` accepted.
+const MAX_WINDOW: Duration = Duration::from_secs(366 * 86_400);
+
 impl PromSettings {
     pub fn from_config(c: &PrometheusConfig) -> Result<Self, String> {
         let url = c.url.trim_end_matches('/').to_string();
-        reqwest::Url::parse(&url).map_err(|e| format!("[prometheus] url {url:?}: {e}"))?;
+        let parsed =
+            reqwest::Url::parse(&url).map_err(|e| format!("[prometheus] url {url:?}: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!(
+                "[prometheus] url {url:?}: only http and https are supported (e.g. \"http://{url}\")"
+            ));
+        }
+        if c.window.0 > MAX_WINDOW {
+            return Err(format!(
+                "[prometheus] window {} is longer than the most a query_range may span here (366d)",
+                c.window
+            ));
+        }
         if c.step.0 < Duration::from_secs(1) {
             return Err(format!(
                 "[prometheus] step {} is below Prometheus' 1s resolution",
@@ -274,7 +289,7 @@ impl Poller {
         let s = client.settings();
         let step = s.step.as_secs().max(1) as i64;
         let end = now - now.rem_euclid(step);
-        let start = end - s.window.as_secs() as i64;
+        let start = end.saturating_sub(i64::try_from(s.window.as_secs()).unwrap_or(i64::MAX));
         let mut out = Poll::default();
         for q in &s.queries {
             match client.query_range(q, start, end).await {

@@ -2,11 +2,12 @@
 //!
 //! [`TestServer::serve_dir`] binds `127.0.0.1:0` and serves `GET`/`HEAD` of the files under a
 //! root folder: `200` with `Content-Length`, `404` for anything missing, one request per
-//! connection (`Connection: close`). Per request path (relative to the root, `/`-separated, no
-//! leading `/`) it counts requests and can inject a [`Fault`], on every request or only on the
-//! first K ([`TestServer::set_fault_first`], e.g. for retry tests). It runs on its own thread with
-//! its own tokio runtime, so sync tests, async tests and child processes can all use it, and it
-//! stops (aborting open connections) when dropped.
+//! connection (`Connection: close`). A `POST` (e.g. a form-encoded Prometheus `query_range`) is
+//! answered like a `GET` of its path; its body is read and ignored. Per request path (relative
+//! to the root, `/`-separated, no leading `/`) it counts requests and can inject a [`Fault`], on
+//! every request or only on the first K ([`TestServer::set_fault_first`], e.g. for retry tests).
+//! It runs on its own thread with its own tokio runtime, so sync tests, async tests and child
+//! processes can all use it, and it stops (aborting open connections) when dropped.
 //!
 //! Include it with `#[path = "support/http_server.rs"] mod http_server;`.
 
@@ -201,13 +202,25 @@ fn run(
 }
 
 async fn handle(mut stream: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result<()> {
-    let Some(head) = read_head(&mut stream).await? else {
+    let Some((head, body_read)) = read_head(&mut stream).await? else {
         return Ok(());
     };
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if method != "GET" && method != "HEAD" {
-        return respond_text(&mut stream, 405, "only GET and HEAD").await;
+    if method != "GET" && method != "HEAD" && method != "POST" {
+        return respond_text(&mut stream, 405, "only GET, HEAD and POST").await;
+    }
+    if method == "POST" {
+        // Read the request body, so closing the connection does not reset it under the client.
+        let mut left = content_length(&head).saturating_sub(body_read);
+        let mut chunk = [0u8; 2048];
+        while left > 0 {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n);
+        }
     }
     let path = percent_decode(target.split(['?', '#']).next().unwrap_or(""));
     let path = key(&path);
@@ -268,8 +281,9 @@ async fn handle(mut stream: TcpStream, root: &Path, state: &Mutex<State>) -> std
     }
 }
 
-/// Reads up to the blank line ending the request head; `None` if the client went away.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
+/// Reads up to the blank line ending the request head; `None` if the client went away. Also
+/// returns how many bytes after the head (the start of a body) were read with it.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(String, usize)>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 2048];
     loop {
@@ -279,12 +293,22 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
         }
         buf.extend_from_slice(&chunk[..n]);
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            return Ok(Some(String::from_utf8_lossy(&buf[..end]).into_owned()));
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            return Ok(Some((head, buf.len() - end - 4)));
         }
         if buf.len() > 64 * 1024 {
             return Ok(None);
         }
     }
+}
+
+/// The request's `Content-Length` (0 when absent or unreadable).
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 async fn write_head(

@@ -126,6 +126,30 @@ pub fn http_get(url: &str) -> Option<String> {
     })
 }
 
+/// POSTs a JSON `body` to `url` with an optional bearer token; the HTTP status (0: no answer).
+pub fn http_post(url: &str, bearer: Option<&str>, body: &str) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let Ok(c) = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+        else {
+            return 0;
+        };
+        let mut rb = c
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(t) = bearer {
+            rb = rb.bearer_auth(t);
+        }
+        rb.send().await.map_or(0, |r| r.status().as_u16())
+    })
+}
+
 fn start_child(bin: &Path, args: &[String], dir: &Path) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
