@@ -1517,3 +1517,42 @@ fn every_case_file_has_a_row() {
         assert!(known, "KNOWN_GAPS names {id}, which is no row");
     }
 }
+
+/// A Pushgateway that accepts connections but answers too slowly: `--once` gives up after its 4
+/// attempts with one error naming the group URL and the timeout; the summary is still printed.
+#[test]
+fn once_with_a_pushgateway_that_times_out() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let group = "metrics/job/pulsewatch/source/host";
+    fs::create_dir_all(root.path().join("metrics/job/pulsewatch/source")).expect("mkdir");
+    fs::write(root.path().join(group), "ok\n").expect("write");
+    let server = TestServer::serve_dir(root.path());
+    server.set_fault(group, Fault::Delay(Duration::from_secs(30)));
+    let work = tempfile::tempdir().expect("tempdir");
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_pulsewatch"))
+        .args(["--once", "--source", "host"])
+        .current_dir(work.path())
+        .env_remove("PULSEWATCH_CONFIG")
+        .env("PULSEWATCH_LOGGING_DIR", work.path().join("logs"))
+        .env("PULSEWATCH_PUSHGATEWAY_URL", server.base_url())
+        .env("PULSEWATCH_PUSHGATEWAY_TIMEOUT", "1s")
+        .env("NO_COLOR", "1")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pulsewatch");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&server.url(group)),
+        "names the URL: {stderr}"
+    );
+    assert!(stderr.contains("timed out"), "{stderr}");
+    assert!(stderr.contains("after 4 attempts"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(server.requests(group), 4);
+    // 4 timeouts of 1 s and 7 s of backoff; far less than the server's 30 s delay.
+    assert!(t0.elapsed() < Duration::from_secs(25), "{:?}", t0.elapsed());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("push FAILED"));
+}

@@ -2,8 +2,8 @@
 //!
 //! [`TestServer::serve_dir`] binds `127.0.0.1:0` and serves `GET`/`HEAD` of the files under a
 //! root folder: `200` with `Content-Length`, `404` for anything missing, one request per
-//! connection (`Connection: close`). A `POST` (e.g. a form-encoded Prometheus `query_range`) is
-//! answered like a `GET` of its path; its body is read and ignored. Per request path (relative
+//! connection (`Connection: close`). A `POST` (e.g. a form-encoded Prometheus `query_range`) or a
+//! `PUT` (a Pushgateway push) is answered like a `GET` of its path; its body is read and ignored. Per request path (relative
 //! to the root, `/`-separated, no leading `/`) it counts requests and can inject a [`Fault`], on
 //! every request or only on the first K ([`TestServer::set_fault_first`], e.g. for retry tests).
 //! It runs on its own thread with its own tokio runtime, so sync tests, async tests and child
@@ -37,6 +37,8 @@ pub enum Fault {
     Stall(Duration),
     /// Serve these bytes instead of the file's (with their own `Content-Length`).
     Replace(Vec<u8>),
+    /// Wait this long before answering at all (a server too slow to send its headers).
+    Delay(Duration),
 }
 
 struct Rule {
@@ -207,10 +209,10 @@ async fn handle(mut stream: TcpStream, root: &Path, state: &Mutex<State>) -> std
     };
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if method != "GET" && method != "HEAD" && method != "POST" {
-        return respond_text(&mut stream, 405, "only GET, HEAD and POST").await;
+    if !matches!(method, "GET" | "HEAD" | "POST" | "PUT") {
+        return respond_text(&mut stream, 405, "only GET, HEAD, POST and PUT").await;
     }
-    if method == "POST" {
+    if method == "POST" || method == "PUT" {
         // Read the request body, so closing the connection does not reset it under the client.
         let mut left = content_length(&head).saturating_sub(body_read);
         let mut chunk = [0u8; 2048];
@@ -241,6 +243,9 @@ async fn handle(mut stream: TcpStream, root: &Path, state: &Mutex<State>) -> std
             }
         }
     };
+    if let Some(Fault::Delay(d)) = fault {
+        tokio::time::sleep(d).await;
+    }
     if let Some(Fault::Status(code)) = fault {
         return respond_text(&mut stream, code, &format!("injected status {code}")).await;
     }
