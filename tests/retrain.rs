@@ -233,17 +233,7 @@ async fn background_retrain_reports_progress_and_saves() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = ModelStore::new(dir.path());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let job = spawn_retrain(
-        RetrainRequest {
-            detector: Box::new(MeanModel::new(4, 5)),
-            name: "toy".into(),
-            params: "p".into(),
-            series: "cat/a.csv".into(),
-            history: history(300),
-            store: Some(store.clone()),
-        },
-        tx,
-    );
+    let job = spawn_retrain(toy_request(&store, "cat/a.csv", MeanModel::new(4, 5)), tx);
     let det = job.finish().await;
     assert!(det.is_some());
     let mut events = Vec::new();
@@ -274,17 +264,7 @@ async fn cancelled_retrain_keeps_the_previous_model_file() {
     let old = store.save("toy", "p", key, 10, b"1 1").expect("save");
     let before = std::fs::read(&old).expect("read");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let job = spawn_retrain(
-        RetrainRequest {
-            detector: Box::new(MeanModel::new(1000, 2)),
-            name: "toy".into(),
-            params: "p".into(),
-            series: key.into(),
-            history: history(300),
-            store: Some(store.clone()),
-        },
-        tx,
-    );
+    let job = spawn_retrain(toy_request(&store, key, MeanModel::new(1000, 2)), tx);
     // Wait for the fit to be under way, then cancel.
     match rx.recv().await {
         Some(TrainEvent::Progress { .. }) => {}
@@ -353,6 +333,18 @@ fn schedule_is_due_once_per_interval_and_never_when_zero() {
     assert!(!off.due(t0 + Duration::from_secs(1_000_000)));
 }
 
+/// A retrain of the toy model on 300 points of history, saved to `store`.
+fn toy_request(store: &ModelStore, series: &str, model: MeanModel) -> RetrainRequest {
+    RetrainRequest {
+        detector: Box::new(model),
+        name: "toy".into(),
+        params: "p".into(),
+        series: series.into(),
+        history: history(300),
+        store: Some(store.clone()),
+    }
+}
+
 /// A small tmpfs mounted over a folder for one test; unmounted on drop.
 struct Tmpfs(std::path::PathBuf);
 
@@ -394,17 +386,7 @@ impl Drop for Tmpfs {
 
 async fn retrain_into(store: &ModelStore, key: &str) -> (bool, Vec<TrainEvent>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let job = spawn_retrain(
-        RetrainRequest {
-            detector: Box::new(MeanModel::new(4, 5)),
-            name: "toy".into(),
-            params: "p".into(),
-            series: key.into(),
-            history: history(300),
-            store: Some(store.clone()),
-        },
-        tx,
-    );
+    let job = spawn_retrain(toy_request(store, key, MeanModel::new(4, 5)), tx);
     let det = job.finish().await;
     let mut events = Vec::new();
     while let Ok(e) = rx.try_recv() {
