@@ -407,17 +407,8 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
     if !injected.is_empty() {
         datasets.push(plot_marks("spike", &injected, t.spike()));
     }
-    let chart = chart_widget(
-        datasets,
-        t,
-        &title,
-        area.width,
-        (
-            [x0, x1],
-            vec![fmt_short_time(x0 as i64), fmt_short_time(x1 as i64)],
-        ),
-        (y, vec![fmt_value(y[0]), fmt_value(y[1])]),
-    );
+    let (xa, ya) = time_value_axes([x0, x1], y);
+    let chart = chart_widget(datasets, t, &title, area.width, xa, ya);
     f.render_widget(chart, area);
 }
 
@@ -447,13 +438,27 @@ fn plot_marks<'a>(name: &'a str, data: &'a [(f64, f64)], style: Style) -> Datase
 }
 
 /// A chart with a top-border title, dimmed axes and labels, and no legend.
+/// An axis: its bounds and labels.
+type AxisSpec = ([f64; 2], Vec<String>);
+
+/// Time on x and value on y, each labelled at both ends (the Live and Test spikes charts).
+fn time_value_axes(x: [f64; 2], y: [f64; 2]) -> (AxisSpec, AxisSpec) {
+    (
+        (
+            x,
+            vec![fmt_short_time(x[0] as i64), fmt_short_time(x[1] as i64)],
+        ),
+        (y, vec![fmt_value(y[0]), fmt_value(y[1])]),
+    )
+}
+
 fn chart_widget<'a>(
     datasets: Vec<Dataset<'a>>,
     t: super::theme::Theme,
     title: &str,
     width: u16,
-    x: ([f64; 2], Vec<String>),
-    y: ([f64; 2], Vec<String>),
+    x: AxisSpec,
+    y: AxisSpec,
 ) -> Chart<'a> {
     let labels = |v: Vec<String>| -> Vec<Span<'a>> {
         v.into_iter().map(|l| Span::styled(l, t.dim())).collect()
@@ -696,17 +701,8 @@ fn draw_spikes(f: &mut Frame, app: &App, area: Rect) {
         hist.get(cursor_idx)
             .map_or("-".into(), |p| fmt_short_time(p.0 as i64))
     );
-    let chart = chart_widget(
-        datasets,
-        t,
-        &title,
-        area.width,
-        (
-            [x0, x1],
-            vec![fmt_short_time(x0 as i64), fmt_short_time(x1 as i64)],
-        ),
-        (y, vec![fmt_value(y[0]), fmt_value(y[1])]),
-    );
+    let (xa, ya) = time_value_axes([x0, x1], y);
+    let chart = chart_widget(datasets, t, &title, area.width, xa, ya);
     f.render_widget(chart, chart_area);
 
     let k = |a: Action| app.keys.hint(a);
