@@ -1,6 +1,6 @@
 #![no_main]
-//! See `pulsewatch::fuzz::grouping_key` for the input and the invariants checked.
+//! See `pulsewatch_core::fuzz::grouping_key` for the input and the invariants checked.
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| pulsewatch::fuzz::grouping_key(data));
+fuzz_target!(|data: &[u8]| pulsewatch_core::fuzz::grouping_key(data));

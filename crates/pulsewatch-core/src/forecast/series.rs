@@ -1,0 +1,99 @@
+//! One series' forecast as the engine publishes it, and [`SeriesForecast::fit`]: the one function
+//! that turns a series' history into that state. The forecast service (background fits), batch
+//! mode (`--once`) and backfill all fit through it, so they cannot disagree.
+
+use std::sync::Arc;
+
+use super::model::{Forecast, forecast_series};
+use super::{ForecastError, ForecastSettings};
+use crate::domain::{Expectation, Point};
+
+/// Newest points a forecast is fitted on (ten weeks of 5-minute data).
+pub const MAX_HISTORY: usize = 20_160;
+
+/// One series' forecast state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesForecast {
+    pub series: String,
+    /// The latest successful forecast.
+    pub forecast: Option<Arc<Forecast>>,
+    /// The error of the latest fit, if it failed (the previous forecast stays).
+    pub error: Option<String>,
+    /// A fit of this series is queued or running.
+    pub pending: bool,
+    /// Completed fits (successful or not).
+    pub fits: u64,
+    /// Points held.
+    pub history_points: usize,
+    /// Replay time: the newest point's timestamp.
+    pub replay_time: Option<i64>,
+    /// The forecast at the replay time, when the forecast covers it.
+    pub current: Option<Expectation>,
+    /// One-step expectation: the first forecast step after the replay time.
+    pub next: Option<Expectation>,
+}
+
+impl SeriesForecast {
+    /// A series with no fit yet.
+    pub fn new(series: &str) -> Self {
+        SeriesForecast {
+            series: series.to_string(),
+            forecast: None,
+            error: None,
+            pending: false,
+            fits: 0,
+            history_points: 0,
+            replay_time: None,
+            current: None,
+            next: None,
+        }
+    }
+
+    /// Fits `settings.model` on the newest [`MAX_HISTORY`] of `points` (in time order, as the
+    /// engine keeps them) and returns the state after that one fit.
+    pub fn fit(series: &str, points: &[Point], settings: &ForecastSettings) -> Self {
+        let tail = &points[points.len().saturating_sub(MAX_HISTORY)..];
+        let ts: Vec<i64> = tail.iter().map(|p| p.timestamp).collect();
+        let vs: Vec<f64> = tail.iter().map(|p| p.value).collect();
+        let mut s = SeriesForecast::new(series);
+        s.history_points = tail.len();
+        s.replay_time = ts.iter().copied().max();
+        s.record(forecast_series(&ts, &vs, settings, settings.model));
+        s
+    }
+
+    /// Records the result of a fit: a new forecast, or the error (the previous forecast stays).
+    pub fn record(&mut self, result: Result<Forecast, ForecastError>) {
+        self.fits += 1;
+        match result {
+            Ok(f) => {
+                self.forecast = Some(Arc::new(f));
+                self.error = None;
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
+        self.update_expectations();
+    }
+
+    /// Recomputes `current` and `next` from the forecast and the replay time.
+    pub fn update_expectations(&mut self) {
+        let (Some(f), Some(t)) = (self.forecast.as_ref(), self.replay_time) else {
+            self.current = None;
+            self.next = None;
+            return;
+        };
+        let half = f.step / 2;
+        let at = |i: usize| Expectation {
+            timestamp: f.timestamps[i],
+            point: f.point[i],
+            lower: f.lower[i],
+            upper: f.upper[i],
+        };
+        self.current = f
+            .timestamps
+            .iter()
+            .position(|&ts| (ts - t).abs() <= half)
+            .map(at);
+        self.next = f.timestamps.iter().position(|&ts| ts > t + half).map(at);
+    }
+}

@@ -1,0 +1,149 @@
+//! Prometheus wire formats, without any I/O: `query_range` answers turned into series, and the
+//! Pushgateway's grouping-key paths (with `@base64` where a value needs it). The engine's
+//! PromQL source and pusher speak HTTP around these; the fuzz targets feed them directly.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::config::NamedQuery;
+use crate::domain::{Point, SeriesInfo, SourceKind};
+
+#[derive(Deserialize)]
+struct Answer {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<Matrix>,
+}
+
+#[derive(Deserialize)]
+struct Matrix {
+    metric: BTreeMap<String, String>,
+    values: Vec<(f64, String)>,
+}
+
+/// One result series of a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySeries {
+    pub info: SeriesInfo,
+    pub points: Vec<Point>,
+}
+
+/// `<name>{k="v",...}` (labels sorted, `__name__` left out; `<name>` alone without labels).
+pub fn series_id(name: &str, labels: &BTreeMap<String, String>) -> String {
+    let body: Vec<String> = labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != "__name__")
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
+    if body.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{}}}", body.join(","))
+    }
+}
+
+/// Turns a `query_range` answer (HTTP status and body) into series. Errors name the query and,
+/// for answers that are not Prometheus JSON, the URL. Non-finite samples are dropped.
+pub fn parse_query_range(
+    q: &NamedQuery,
+    url: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<Vec<QuerySeries>, String> {
+    let status = http::StatusCode::from_u16(status)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| status.to_string());
+    let ok = status.starts_with('2');
+    let answer: Answer = serde_json::from_slice(body).map_err(|_| {
+        let text = String::from_utf8_lossy(body);
+        let snippet: String = text.chars().take(80).collect();
+        format!(
+            "query {:?}: {url}: HTTP {status}, not a Prometheus JSON answer: {:?}",
+            q.name,
+            snippet.trim()
+        )
+    })?;
+    if answer.status != "success" || !ok {
+        return Err(format!(
+            "query {:?}: HTTP {status} {}: {}",
+            q.name,
+            answer.error_type.as_deref().unwrap_or("error"),
+            answer.error.as_deref().unwrap_or("no message")
+        ));
+    }
+    let data = answer
+        .data
+        .ok_or_else(|| format!("query {:?}: answer without data", q.name))?;
+    if data.result_type != "matrix" {
+        return Err(format!(
+            "query {:?}: expected a range vector (matrix), got {}",
+            q.name, data.result_type
+        ));
+    }
+    Ok(data
+        .result
+        .into_iter()
+        .map(|m| {
+            let id = series_id(&q.name, &m.metric);
+            let points = m
+                .values
+                .iter()
+                .filter_map(|(t, v)| {
+                    let value: f64 = v.parse().ok()?;
+                    (value.is_finite() && t.is_finite()).then_some(Point {
+                        timestamp: *t as i64,
+                        value,
+                    })
+                })
+                .collect();
+            QuerySeries {
+                info: SeriesInfo {
+                    name: id.clone(),
+                    id,
+                    category: q.name.clone(),
+                    source: SourceKind::Prometheus,
+                },
+                points,
+            }
+        })
+        .collect())
+}
+
+/// One path segment pair `/<name>/<value>` of a grouping key.
+fn key_segment(name: &str, value: &str) -> String {
+    // "." and ".." would be removed from the path as dot-segments by any URL parser.
+    let plain = !matches!(value, "" | "." | "..")
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if plain {
+        format!("/{name}/{value}")
+    } else {
+        let b64 = base64::engine::general_purpose::URL_SAFE.encode(value.as_bytes());
+        let b64 = if b64.is_empty() { "=".to_string() } else { b64 };
+        format!("/{name}@base64/{b64}")
+    }
+}
+
+/// `<base>/metrics/job/<job>{/<label>/<value>}` with `@base64` where needed.
+pub fn group_url(base: &str, job: &str, grouping: &[(&str, &str)]) -> String {
+    let mut url = format!("{}/metrics", base.trim_end_matches('/'));
+    url.push_str(&key_segment("job", job));
+    for (k, v) in grouping {
+        url.push_str(&key_segment(k, v));
+    }
+    url
+}

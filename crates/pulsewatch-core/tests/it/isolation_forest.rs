@@ -1,0 +1,386 @@
+//! Isolation Forest detector: planted outliers, causality, determinism, fit/cancel and
+//! persistence, on seeded synthetic series (no corpus needed).
+
+use std::sync::atomic::AtomicBool;
+
+use pulsewatch_core::config::IsolationForestConfig;
+use pulsewatch_core::detect::iforest::IsolationForest;
+use pulsewatch_core::detect::{Detector, FitControl, FitError, FitProgress, Point, Trainable};
+
+const N: usize = 3000;
+const SPIKES: [usize; 5] = [1100, 1500, 1900, 2300, 2700];
+
+/// Small seeded generator for test data (SplitMix64 → uniform → Box-Muller).
+struct Noise(u64);
+impl Noise {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-300);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+/// A noisy sine around level 50 (period 100, amplitude 10, noise σ 1) with spikes of +25 at
+/// [`SPIKES`], all after the default 750 training points.
+fn series() -> Vec<Point> {
+    let mut noise = Noise(2024);
+    (0..N)
+        .map(|i| {
+            let mut v =
+                50.0 + 10.0 * (i as f64 * std::f64::consts::TAU / 100.0).sin() + noise.normal();
+            if SPIKES.contains(&i) {
+                v += 25.0;
+            }
+            Point {
+                timestamp: 1_600_000_000 + 300 * i as i64,
+                value: v,
+            }
+        })
+        .collect()
+}
+
+fn score(det: &mut dyn Detector, points: &[Point]) -> Vec<f64> {
+    points.iter().map(|&p| det.update(p)).collect()
+}
+
+fn run(cfg: &IsolationForestConfig, points: &[Point]) -> Vec<f64> {
+    score(&mut IsolationForest::new(cfg), points)
+}
+
+fn percentile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Asserts every spike outscores the 99th percentile of the points whose window holds no spike
+/// (the `window` points from a spike on all see it), and returns (lowest spike, that percentile).
+fn assert_spikes_stand_out(scores: &[f64], window: usize, train: usize) -> (f64, f64) {
+    assert_eq!(scores.len(), N);
+    for (i, s) in scores.iter().enumerate() {
+        assert!((0.0..=1.0).contains(s), "score {s} at {i} outside [0, 1]");
+    }
+    assert!(
+        scores[..train].iter().all(|&s| s == 0.5),
+        "learning phase must score 0.5"
+    );
+    let others: Vec<f64> = (train..N)
+        .filter(|&i| !SPIKES.iter().any(|&p| i >= p && i < p + window))
+        .map(|i| scores[i])
+        .collect();
+    let p99 = percentile(others, 0.99);
+    let lowest = SPIKES
+        .iter()
+        .map(|&i| scores[i])
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        lowest > p99,
+        "spike scores {:?} not all above the 99th percentile {p99} of the others",
+        SPIKES.map(|i| scores[i])
+    );
+    (lowest, p99)
+}
+
+fn quiet_fit(det: &mut IsolationForest, history: &[Point]) -> Result<(), FitError> {
+    let cancel = AtomicBool::new(false);
+    let mut progress = |_: FitProgress| {};
+    det.fit(
+        history,
+        &mut FitControl {
+            cancel: &cancel,
+            progress: &mut progress,
+        },
+    )
+}
+
+#[test]
+fn planted_spikes_score_above_the_99th_percentile() {
+    let cfg = IsolationForestConfig::default();
+    let scores = run(&cfg, &series());
+    let (lowest, p99) = assert_spikes_stand_out(&scores, cfg.window, cfg.train);
+    // With the default threshold the spikes are detections (> 0.5).
+    assert!(lowest > 0.5, "lowest spike {lowest}, p99 {p99}");
+}
+
+#[test]
+fn learning_phase_is_exactly_train_points() {
+    let cfg = IsolationForestConfig::default();
+    let scores = run(&cfg, &series());
+    assert!(scores[..cfg.train].iter().all(|&s| s == 0.5));
+    assert!(
+        scores[cfg.train] != 0.5,
+        "scoring starts right after training"
+    );
+}
+
+#[test]
+fn scores_never_depend_on_later_points() {
+    let pts = series();
+    for cfg in [
+        IsolationForestConfig::default(),
+        IsolationForestConfig {
+            refit_every: 400,
+            train: 500,
+            ..IsolationForestConfig::default()
+        },
+    ] {
+        let full = run(&cfg, &pts);
+        for cut in [1, 29, 749, 750, 751, 1101, 1234, 2000, N - 1] {
+            let part = run(&cfg, &pts[..cut]);
+            assert_eq!(part[..], full[..cut], "cut at {cut}, {cfg:?}");
+        }
+    }
+}
+
+#[test]
+fn refitting_uses_later_training_data() {
+    // A level shift after training: the shift is flagged either way; fitted once, the new level
+    // keeps scoring higher (window values and mean outside the training range), while refitting
+    // on the latest points learns it.
+    let mut noise = Noise(5);
+    let pts: Vec<Point> = (0..3000)
+        .map(|i| Point {
+            timestamp: i as i64,
+            value: if i < 1000 { 0.0 } else { 20.0 } + noise.normal(),
+        })
+        .collect();
+    let once = run(&IsolationForestConfig::default(), &pts);
+    let refit = run(
+        &IsolationForestConfig {
+            refit_every: 250,
+            ..IsolationForestConfig::default()
+        },
+        &pts,
+    );
+    assert_eq!(once[..1000], refit[..1000]);
+    let tail_mean = |s: &[f64]| s[2500..].iter().sum::<f64>() / 500.0;
+    // The shift itself is a detection either way...
+    assert!(
+        once[1000] > 0.5 && refit[1000] > 0.5,
+        "{} {}",
+        once[1000],
+        refit[1000]
+    );
+    // ...but only the refitted forest has learnt the new level by the end.
+    let (a, b) = (tail_mean(&once), tail_mean(&refit));
+    assert!(b < a - 0.05, "tail mean: fit once {a}, refitted {b}");
+    assert_ne!(once[1000..], refit[1000..]);
+}
+
+#[test]
+fn same_seed_same_scores_other_seed_differs_but_still_detects() {
+    let pts = series();
+    let cfg = IsolationForestConfig::default();
+    let a = run(&cfg, &pts);
+    let b = run(&cfg, &pts);
+    assert_eq!(a, b);
+    let other = IsolationForestConfig { seed: 7, ..cfg };
+    let c = run(&other, &pts);
+    assert_ne!(a, c);
+    assert_eq!(a[..cfg.train], c[..cfg.train]);
+    assert_spikes_stand_out(&c, other.window, other.train);
+}
+
+#[test]
+fn explicit_fit_equals_the_automatic_fit_and_scores_at_once() {
+    let pts = series();
+    let cfg = IsolationForestConfig::default();
+    let auto = run(&cfg, &pts);
+    let mut det = IsolationForest::new(&cfg);
+    assert!(!det.is_fitted());
+    quiet_fit(&mut det, &pts[..cfg.train]).expect("fit");
+    assert!(det.is_fitted());
+    // Fresh detector: the fit history's tail becomes its window, so it scores the next point.
+    let rest = score(&mut det, &pts[cfg.train..]);
+    assert_eq!(rest[..], auto[cfg.train..]);
+    // A longer history is cut to its last `train` points.
+    let mut long = IsolationForest::new(&cfg);
+    quiet_fit(&mut long, &pts[..cfg.train + 100]).expect("fit");
+    let mut ref_det = IsolationForest::new(&cfg);
+    quiet_fit(&mut ref_det, &pts[100..cfg.train + 100]).expect("fit");
+    assert_eq!(long.save_state(), ref_det.save_state());
+}
+
+#[test]
+fn fit_reports_progress_per_tree_and_cancel_keeps_the_previous_model() {
+    let pts = series();
+    let cfg = IsolationForestConfig {
+        trees: 37,
+        ..IsolationForestConfig::default()
+    };
+    let mut det = IsolationForest::new(&cfg);
+    let det_dyn: &mut dyn Detector = &mut det;
+    assert!(det_dyn.trainable().is_some());
+
+    // Cancel set before the fit: nothing fitted, no progress.
+    let cancel = AtomicBool::new(true);
+    let mut calls = Vec::new();
+    let mut progress = |p: FitProgress| calls.push(p);
+    let err = det.fit(
+        &pts[..1000],
+        &mut FitControl {
+            cancel: &cancel,
+            progress: &mut progress,
+        },
+    );
+    assert!(matches!(err, Err(FitError::Cancelled)), "{err:?}");
+    assert!(!det.is_fitted());
+    assert!(calls.is_empty());
+
+    // A normal fit: one progress call per tree, done = 1..=trees.
+    let cancel = AtomicBool::new(false);
+    let mut progress = |p: FitProgress| calls.push(p);
+    det.fit(
+        &pts[..1000],
+        &mut FitControl {
+            cancel: &cancel,
+            progress: &mut progress,
+        },
+    )
+    .expect("fit");
+    assert!(det.is_fitted());
+    assert_eq!(calls.len(), cfg.trees);
+    for (k, p) in calls.iter().enumerate() {
+        assert_eq!((p.done, p.total, p.loss), (k + 1, cfg.trees, None));
+    }
+    let before = det.save_state().expect("fitted");
+
+    // Cancelled half way (from the progress callback) on other data: the old model stays.
+    let cancel = AtomicBool::new(false);
+    let mut seen = 0;
+    let mut progress = |p: FitProgress| {
+        seen = p.done;
+        if p.done == 10 {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    let err = det.fit(
+        &pts[1000..2000],
+        &mut FitControl {
+            cancel: &cancel,
+            progress: &mut progress,
+        },
+    );
+    assert!(matches!(err, Err(FitError::Cancelled)), "{err:?}");
+    assert_eq!(seen, 10);
+    assert!(det.is_fitted());
+    assert_eq!(det.save_state().expect("fitted"), before);
+
+    // Too little history is refused, also leaving the model alone.
+    let err = quiet_fit(&mut det, &pts[..20]);
+    assert!(
+        matches!(err, Err(FitError::TooShort { have: 20, need: 45 })),
+        "{err:?}"
+    );
+    assert_eq!(det.save_state().expect("fitted"), before);
+}
+
+#[test]
+fn saved_state_restores_identical_scores() {
+    let pts = series();
+    for cfg in [
+        IsolationForestConfig::default(),
+        IsolationForestConfig {
+            refit_every: 300,
+            ..IsolationForestConfig::default()
+        },
+    ] {
+        let mut a = IsolationForest::new(&cfg);
+        assert_eq!(a.save_state(), None, "unfitted detector has no state");
+        score(&mut a, &pts[..1000]);
+        let bytes = a.save_state().expect("fitted after 1000 points");
+        let mut b = IsolationForest::new(&cfg);
+        b.load_state(&bytes).expect("load");
+        assert!(b.is_fitted());
+        let sa = score(&mut a, &pts[1000..]);
+        let sb = score(&mut b, &pts[1000..]);
+        assert_eq!(sa, sb, "{cfg:?}");
+        assert!(sa.iter().any(|&s| s != 0.5));
+        // And the restored detector saves the same state again.
+        assert_eq!(a.save_state(), b.save_state());
+    }
+}
+
+#[test]
+fn loading_into_a_running_detector_keeps_its_own_recent_values() {
+    let pts = series();
+    let cfg = IsolationForestConfig::default();
+    // Model fitted on the first 750 points elsewhere, loaded into a detector that has streamed
+    // 900 points itself: it goes on exactly like the detector that fitted it.
+    let mut trainer = IsolationForest::new(&cfg);
+    quiet_fit(&mut trainer, &pts[..cfg.train]).expect("fit");
+    let bytes = trainer.save_state().expect("state");
+    let mut live = IsolationForest::new(&cfg);
+    score(&mut live, &pts[..900]);
+    live.load_state(&bytes).expect("load");
+    let reference = run(&cfg, &pts);
+    assert_eq!(score(&mut live, &pts[900..]), reference[900..]);
+}
+
+#[test]
+fn bad_states_are_rejected_without_panic() {
+    let pts = series();
+    let cfg = IsolationForestConfig::default();
+    let mut a = IsolationForest::new(&cfg);
+    score(&mut a, &pts[..800]);
+    let good = a.save_state().expect("state");
+
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("garbage", b"\x00\x01not json at all".to_vec()),
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("json null", b"null".to_vec()),
+    ];
+    // Valid JSON, invalid contents.
+    let mut v: serde_json::Value = serde_json::from_slice(&good).expect("json");
+    v["next"][0] = serde_json::json!(u32::MAX);
+    v["feature"][0] = serde_json::json!(1000);
+    cases.push(("bad node", serde_json::to_vec(&v).expect("json")));
+    let mut v: serde_json::Value = serde_json::from_slice(&good).expect("json");
+    v["roots"][3] = serde_json::json!(1);
+    cases.push(("bad roots", serde_json::to_vec(&v).expect("json")));
+    let mut v: serde_json::Value = serde_json::from_slice(&good).expect("json");
+    v["std"] = serde_json::json!(0);
+    cases.push(("zero std", serde_json::to_vec(&v).expect("json")));
+    let mut v: serde_json::Value = serde_json::from_slice(&good).expect("json");
+    v["format"] = serde_json::json!("lstm-ae");
+    cases.push(("other format", serde_json::to_vec(&v).expect("json")));
+    // Every single-byte corruption of the header region, too.
+    for i in (0..200.min(good.len())).step_by(7) {
+        let mut b = good.clone();
+        b[i] ^= 0x5a;
+        cases.push(("flipped byte", b));
+    }
+    for (what, bytes) in &cases {
+        let mut d = IsolationForest::new(&cfg);
+        match d.load_state(bytes) {
+            Err(FitError::BadState(_)) => assert!(!d.is_fitted(), "{what}"),
+            // A flip that still parses to a consistent state (e.g. inside a number) may load;
+            // it must then score without panicking.
+            Ok(()) if *what == "flipped byte" => {
+                for p in &pts[800..900] {
+                    assert!((0.0..=1.0).contains(&d.update(*p)));
+                }
+            }
+            other => panic!("{what}: expected BadState, got {other:?}"),
+        }
+    }
+
+    // A state from a different window size.
+    let other = IsolationForestConfig { window: 20, ..cfg };
+    let mut d20 = IsolationForest::new(&other);
+    score(&mut d20, &pts[..800]);
+    let s20 = d20.save_state().expect("state");
+    let mut d30 = IsolationForest::new(&cfg);
+    let err = d30.load_state(&s20);
+    assert!(matches!(err, Err(FitError::BadState(_))), "{err:?}");
+    assert!(!d30.is_fitted());
+    // The good state still loads.
+    d30.load_state(&good).expect("good state loads");
+}

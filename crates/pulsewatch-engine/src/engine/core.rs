@@ -1,0 +1,406 @@
+//! The engine's synchronous heart: one detector per series, the bounded history of scored
+//! points, counters, and the snapshot built from them. The async loop ([`super::Engine`]) and the
+//! batch `--once` path both drive it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::state::{ScoredPoint, SeriesView, Snapshot, TrainState};
+use crate::sources::source::{SeriesInfo, SourceEvent, SourceKind, SourceStatus};
+use pulsewatch_core::config::DetectorConfig;
+use pulsewatch_core::detect::{Detector, DetectorKind, Point};
+use pulsewatch_core::forecast::SeriesForecast;
+use pulsewatch_core::store::{LoadOutcome, ModelStore};
+
+/// What the core needs to know.
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    pub source: SourceKind,
+    pub detector: DetectorKind,
+    pub detector_cfg: DetectorConfig,
+    /// Score at which a point is flagged.
+    pub threshold: f64,
+    /// Points kept per series.
+    pub history: usize,
+    /// Where fitted models are restored from and saved to (`None`: no persistence).
+    pub store: Option<ModelStore>,
+}
+
+pub(crate) struct Tracked {
+    pub info: SeriesInfo,
+    pub detector: Box<dyn Detector>,
+    pub points: VecDeque<ScoredPoint>,
+    pub ingested: u64,
+    pub anomalies: u64,
+    pub stale: bool,
+    /// Spike to add to the next point, in the series' own units.
+    pub spike: Option<f64>,
+    pub forecast: Option<Arc<SeriesForecast>>,
+    pub training: Option<TrainState>,
+    pub detector_fit: Option<Duration>,
+    /// The published view, rebuilt when `dirty`.
+    view: Option<Arc<SeriesView>>,
+    dirty: bool,
+}
+
+impl Tracked {
+    pub fn mark(&mut self) {
+        self.dirty = true;
+    }
+
+    /// The kept points as plain points (for retraining, forecasting and analysis).
+    pub fn history(&self) -> Vec<Point> {
+        self.points.iter().map(ScoredPoint::point).collect()
+    }
+
+    fn view(&mut self) -> Arc<SeriesView> {
+        if let (false, Some(v)) = (self.dirty, &self.view) {
+            return v.clone();
+        }
+        let v = Arc::new(SeriesView {
+            info: self.info.clone(),
+            points: self.points.iter().copied().collect(),
+            ingested: self.ingested,
+            anomalies: self.anomalies,
+            stale: self.stale,
+            forecast: self.forecast.clone(),
+            training: self.training.clone(),
+            detector_fit: self.detector_fit,
+            fitted: self.detector.trainable().map(|t| t.is_fitted()),
+            warming_up: self.detector.warming_up(),
+        });
+        self.view = Some(v.clone());
+        self.dirty = false;
+        v
+    }
+}
+
+/// The state behind every snapshot.
+pub struct Core {
+    pub settings: CoreSettings,
+    pub(crate) series: BTreeMap<String, Tracked>,
+    pub status: Option<SourceStatus>,
+    pub paused: bool,
+    pub speed: f64,
+    pub forecast_model: String,
+    version: u64,
+    changed: bool,
+}
+
+impl Core {
+    pub fn new(settings: CoreSettings) -> Self {
+        Core {
+            settings,
+            series: BTreeMap::new(),
+            status: None,
+            paused: false,
+            speed: 0.0,
+            forecast_model: String::new(),
+            version: 0,
+            changed: true,
+        }
+    }
+
+    /// Something changed since the last snapshot.
+    pub fn is_changed(&self) -> bool {
+        self.changed
+    }
+
+    pub fn touch(&mut self) {
+        self.changed = true;
+    }
+
+    pub fn series_ids(&self) -> impl Iterator<Item = &String> {
+        self.series.keys()
+    }
+
+    pub(crate) fn tracked(&self, id: &str) -> Option<&Tracked> {
+        self.series.get(id)
+    }
+
+    pub(crate) fn tracked_mut(&mut self, id: &str) -> Option<&mut Tracked> {
+        self.changed = true;
+        self.series.get_mut(id)
+    }
+
+    /// A fresh detector for a series, restored from the model store when a saved model fits.
+    pub fn new_detector(&self, id: &str) -> (Box<dyn Detector>, Option<String>) {
+        let kind = self.settings.detector;
+        let mut det = kind.build(&self.settings.detector_cfg);
+        let mut note = None;
+        if let (Some(store), Some(t)) = (&self.settings.store, det.trainable()) {
+            let params = kind.params(&self.settings.detector_cfg);
+            match store.load(kind.name(), &params, id) {
+                (LoadOutcome::Loaded(path), Some((_, payload))) => match t.load_state(&payload) {
+                    Ok(()) => note = Some(format!("model restored from {}", path.display())),
+                    Err(e) => {
+                        tracing::warn!(target: "pulsewatch::analysis", series = id, path = %path.display(), error = %e, "saved model unusable; the detector trains itself");
+                    }
+                },
+                (LoadOutcome::Rejected(path, why), _) => {
+                    tracing::warn!(target: "pulsewatch::analysis", series = id, path = %path.display(), reason = %why, "saved model unusable; the detector trains itself");
+                }
+                _ => {}
+            }
+        }
+        (det, note)
+    }
+
+    /// Applies a source event. Returns the points of the series (for the forecaster) and whether
+    /// the series restarted.
+    pub fn apply(&mut self, ev: SourceEvent) -> Option<(String, Vec<Point>, bool)> {
+        match ev {
+            SourceEvent::Status(s) => {
+                self.status = Some(s);
+                self.changed = true;
+                None
+            }
+            SourceEvent::Stale { id } => {
+                if let Some(t) = self.series.get_mut(&id) {
+                    t.stale = true;
+                    t.mark();
+                    self.changed = true;
+                }
+                None
+            }
+            SourceEvent::Points {
+                info,
+                points,
+                restart,
+            } => {
+                let id = info.id.clone();
+                let fed = self.ingest(info, &points, restart);
+                Some((id, fed.iter().map(ScoredPoint::point).collect(), restart))
+            }
+        }
+    }
+
+    /// Scores `points` of a series (creating it); returns them scored, as fed (spikes
+    /// included). The loop, batch mode and backfill all score through here.
+    pub fn ingest(
+        &mut self,
+        info: SeriesInfo,
+        points: &[Point],
+        restart: bool,
+    ) -> Vec<ScoredPoint> {
+        self.changed = true;
+        let id = info.id.clone();
+        if !self.series.contains_key(&id) || restart {
+            let (detector, note) = self.new_detector(&id);
+            if let Some(n) = note {
+                tracing::info!(target: "pulsewatch::analysis", series = %id, "{n}");
+            }
+            let prev = self.series.remove(&id);
+            self.series.insert(
+                id.clone(),
+                Tracked {
+                    info: info.clone(),
+                    detector,
+                    points: VecDeque::with_capacity(self.settings.history.min(4096)),
+                    ingested: prev.as_ref().map_or(0, |p| p.ingested),
+                    anomalies: prev.as_ref().map_or(0, |p| p.anomalies),
+                    stale: false,
+                    spike: None,
+                    forecast: prev.as_ref().and_then(|p| p.forecast.clone()),
+                    training: None,
+                    detector_fit: None,
+                    view: None,
+                    dirty: true,
+                },
+            );
+        }
+        let threshold = self.settings.threshold;
+        let cap = self.settings.history.max(1);
+        let Some(t) = self.series.get_mut(&id) else {
+            return Vec::new();
+        };
+        t.stale = false;
+        t.mark();
+        let mut fed = Vec::with_capacity(points.len());
+        for &p in points {
+            let spike = t.spike.take();
+            let p = Point {
+                timestamp: p.timestamp,
+                value: p.value + spike.unwrap_or(0.0),
+            };
+            let score = t.detector.update(p);
+            let score = if score.is_finite() {
+                score.clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            let anomaly = score >= threshold;
+            t.ingested += 1;
+            t.anomalies += u64::from(anomaly);
+            if t.points.len() == cap {
+                t.points.pop_front();
+            }
+            let sp = ScoredPoint {
+                timestamp: p.timestamp,
+                value: p.value,
+                score,
+                anomaly,
+                injected: spike.is_some(),
+            };
+            t.points.push_back(sp);
+            fed.push(sp);
+        }
+        fed
+    }
+
+    /// Queues a spike of `magnitude` robust standard deviations of the recent values (at least
+    /// 1 % of their mean magnitude) on the next point of `id`. Returns the spike in the series'
+    /// units.
+    pub fn inject_spike(&mut self, id: &str, magnitude: f64) -> Option<f64> {
+        let t = self.tracked_mut(id)?;
+        let vals: Vec<f64> = t.points.iter().rev().take(200).map(|p| p.value).collect();
+        let n = vals.len().max(1) as f64;
+        let mean = vals.iter().sum::<f64>() / n;
+        let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let unit = sd.max(mean.abs() * 0.01).max(1e-9);
+        let spike = magnitude * unit;
+        t.spike = Some(spike);
+        t.mark();
+        Some(spike)
+    }
+
+    /// Records a forecast.
+    pub fn set_forecast(&mut self, id: &str, f: Arc<SeriesForecast>) {
+        if let Some(t) = self.series.get_mut(id)
+            && !t.forecast.as_ref().is_some_and(|old| Arc::ptr_eq(old, &f))
+        {
+            t.forecast = Some(f);
+            t.mark();
+            self.changed = true;
+        }
+    }
+
+    /// Records a retrain state.
+    pub fn set_training(&mut self, id: &str, s: TrainState) {
+        if let Some(t) = self.tracked_mut(id) {
+            if let TrainState::Finished { seconds, .. } = &s {
+                t.detector_fit = Some(Duration::from_secs_f64(*seconds));
+            }
+            t.training = Some(s);
+            t.mark();
+        }
+    }
+
+    /// The current snapshot (series views are reused unless they changed).
+    pub fn snapshot(&mut self) -> Arc<Snapshot> {
+        self.version += 1;
+        self.changed = false;
+        Arc::new(Snapshot {
+            version: self.version,
+            source: self.settings.source,
+            detector: self.settings.detector.name().to_string(),
+            threshold: self.settings.threshold,
+            forecast_model: self.forecast_model.clone(),
+            paused: self.paused,
+            speed: self.speed,
+            status: self.status.clone(),
+            series: self.series.values_mut().map(Tracked::view).collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(threshold: f64) -> CoreSettings {
+        CoreSettings {
+            source: SourceKind::Nab,
+            detector: DetectorKind::Pulse,
+            detector_cfg: DetectorConfig::default(),
+            threshold,
+            history: 100,
+            store: None,
+        }
+    }
+
+    fn info(id: &str) -> SeriesInfo {
+        SeriesInfo {
+            id: id.into(),
+            name: id.into(),
+            category: "c".into(),
+            source: SourceKind::Nab,
+        }
+    }
+
+    fn pts(range: std::ops::Range<i64>, f: impl Fn(i64) -> f64) -> Vec<Point> {
+        range
+            .map(|i| Point {
+                timestamp: i * 300,
+                value: f(i),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn history_is_bounded_and_counters_keep_counting() {
+        let mut core = Core::new(settings(0.5));
+        core.ingest(info("a"), &pts(0..250, |i| (i % 7) as f64), false);
+        let snap = core.snapshot();
+        let a = snap.get("a").expect("series a");
+        assert_eq!(a.points.len(), 100);
+        assert_eq!(a.ingested, 250);
+        assert_eq!(a.points[0].timestamp, 150 * 300);
+        // A restart (looped replay) starts a fresh detector but keeps the counters.
+        core.ingest(info("a"), &pts(0..10, |_| 1.0), true);
+        let a2 = core.snapshot();
+        let a2 = a2.get("a").expect("a");
+        assert_eq!(a2.ingested, 260);
+        assert_eq!(a2.points.len(), 10);
+    }
+
+    #[test]
+    fn unchanged_series_views_are_shared_between_snapshots() {
+        let mut core = Core::new(settings(0.5));
+        core.ingest(info("a"), &pts(0..10, |_| 1.0), false);
+        core.ingest(info("b"), &pts(0..10, |_| 1.0), false);
+        let s1 = core.snapshot();
+        core.ingest(info("b"), &pts(10..11, |_| 1.0), false);
+        let s2 = core.snapshot();
+        assert!(Arc::ptr_eq(&s1.series[0], &s2.series[0]), "a unchanged");
+        assert!(!Arc::ptr_eq(&s1.series[1], &s2.series[1]), "b changed");
+        assert!(s2.version > s1.version);
+    }
+
+    #[test]
+    fn injected_spike_is_flagged_and_marked() {
+        let mut core = Core::new(settings(0.5));
+        let wave = |i: i64| 10.0 + (i as f64 * 0.3).sin();
+        core.ingest(info("a"), &pts(0..600, wave), false);
+        let spike = core.inject_spike("a", 8.0).expect("series exists");
+        assert!(spike > 1.0, "8 standard deviations of a sine: {spike}");
+        core.ingest(info("a"), &pts(600..602, wave), false);
+        let snap = core.snapshot();
+        let a = snap.get("a").expect("a");
+        let n = a.points.len();
+        let hit = a.points[n - 2];
+        assert!(hit.injected && hit.anomaly, "{hit:?}");
+        assert!(!a.points[n - 1].injected);
+        assert!(a.anomalies >= 1);
+    }
+
+    #[test]
+    fn stale_and_status_events() {
+        let mut core = Core::new(settings(0.5));
+        core.apply(SourceEvent::Points {
+            info: info("x"),
+            points: pts(0..3, |_| 1.0),
+            restart: false,
+        });
+        core.apply(SourceEvent::Stale { id: "x".into() });
+        let snap = core.snapshot();
+        assert!(snap.get("x").expect("x").stale);
+        core.apply(SourceEvent::Points {
+            info: info("x"),
+            points: pts(3..4, |_| 1.0),
+            restart: false,
+        });
+        assert!(!core.snapshot().get("x").expect("x").stale);
+    }
+}

@@ -1,0 +1,135 @@
+//! What the engine publishes: immutable snapshots, shared by the TUI, headless output, the
+//! exporters and the JSON API. Series views are `Arc`s, so a snapshot only copies the series
+//! that changed since the previous one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use pulsewatch_core::detect::FitProgress;
+use pulsewatch_core::domain::Expectation;
+pub use pulsewatch_core::domain::ScoredPoint;
+use pulsewatch_core::forecast::SeriesForecast;
+
+use crate::sources::source::{SeriesInfo, SourceKind, SourceStatus};
+
+/// A retrain of one series, as the UI shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum TrainState {
+    Running {
+        done: usize,
+        total: usize,
+        loss: Option<f64>,
+    },
+    Finished {
+        seconds: f64,
+        /// Why the fitted model could not be saved (the detector still uses it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        save_error: Option<String>,
+    },
+    Cancelled,
+    Failed {
+        error: String,
+    },
+}
+
+impl TrainState {
+    pub fn progress(p: &FitProgress) -> Self {
+        TrainState::Running {
+            done: p.done,
+            total: p.total,
+            loss: p.loss,
+        }
+    }
+}
+
+/// One series at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesView {
+    pub info: SeriesInfo,
+    /// The newest points, oldest first (at most `[source] history`).
+    pub points: Vec<ScoredPoint>,
+    /// Points ingested since start (a looped replay keeps counting).
+    pub ingested: u64,
+    /// Points flagged anomalous since start.
+    pub anomalies: u64,
+    /// The source no longer reports this series.
+    pub stale: bool,
+    /// The series' forecast, when forecasting is on and a fit succeeded or failed.
+    pub forecast: Option<Arc<SeriesForecast>>,
+    /// The latest retrain.
+    pub training: Option<TrainState>,
+    /// Duration of the detector's latest fit (detectors with a fit step).
+    pub detector_fit: Option<Duration>,
+    /// Whether the detector's model is fitted (`None`: the detector has no fit step).
+    pub fitted: Option<bool>,
+    /// The detector is still warming up (its scores are not yet meaningful).
+    pub warming_up: bool,
+}
+
+impl SeriesView {
+    pub fn last(&self) -> Option<&ScoredPoint> {
+        self.points.last()
+    }
+
+    /// The forecast band for the latest point (what the model expected at the replay time), else
+    /// the next step's.
+    pub fn expectation(&self) -> Option<Expectation> {
+        let f = self.forecast.as_ref()?;
+        f.current.or(f.next)
+    }
+}
+
+/// Everything the engine knows, at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Increases with every published snapshot.
+    pub version: u64,
+    pub source: SourceKind,
+    pub detector: String,
+    pub threshold: f64,
+    /// Forecast model name ("" when forecasting is off).
+    pub forecast_model: String,
+    pub paused: bool,
+    /// Replay speed in points per second per series (replay only).
+    pub speed: f64,
+    /// The source's latest status (`None` until it reports).
+    pub status: Option<SourceStatus>,
+    /// Series by id, sorted.
+    pub series: Vec<Arc<SeriesView>>,
+}
+
+impl Snapshot {
+    pub fn empty(source: SourceKind, detector: &str, threshold: f64) -> Self {
+        Snapshot {
+            version: 0,
+            source,
+            detector: detector.to_string(),
+            threshold,
+            forecast_model: String::new(),
+            paused: false,
+            speed: 0.0,
+            status: None,
+            series: Vec::new(),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&SeriesView> {
+        self.series
+            .binary_search_by(|s| s.info.id.as_str().cmp(id))
+            .ok()
+            .map(|i| self.series[i].as_ref())
+    }
+
+    /// Total points ingested over every series.
+    pub fn ingested(&self) -> u64 {
+        self.series.iter().map(|s| s.ingested).sum()
+    }
+
+    /// Total anomalies over every series.
+    pub fn anomalies(&self) -> u64 {
+        self.series.iter().map(|s| s.anomalies).sum()
+    }
+}

@@ -1,0 +1,342 @@
+//! `pulsewatch backfill`: the NAB corpus with its original 2013–2015 timestamps, as Prometheus
+//! blocks.
+//!
+//! The Pushgateway cannot carry timestamps (it rejects them) and Prometheus refuses remote-write
+//! samples more than about an hour behind its head (see `../shared/docs/PROMETHEUS.md` §3), so
+//! history goes the documented way: an OpenMetrics file with a timestamp on every sample, turned
+//! into TSDB blocks by `promtool tsdb create-blocks-from openmetrics`. Blocks are cut at
+//! `--max-block-duration` (720h by default: 17 blocks for two NAB series instead of 3,526 two-hour
+//! blocks). Serve them with `--storage.tsdb.retention.time=100y` or more: Prometheus measures
+//! retention from the newest block, so with live data beside them anything older than the
+//! retention (15 days by default) is deleted at start.
+//!
+//! Metrics (labels `series`, `category`, `source="nab"`, `job="nab_backfill"`):
+//! `pulsewatch_value`; with `--scores` the detector's causal `pulsewatch_anomaly_score` and
+//! `pulsewatch_anomaly_flag` (label `detector`); with `--forecast` the rolling forecast
+//! `pulsewatch_forecast_value` / `_lower` / `_upper` (label `model`): refitted once per horizon on
+//! the points up to that moment only, so every forecast sample was made before the time it is for.
+//!
+//! Samples of a series are written in time order with duplicate timestamps dropped (promtool
+//! silently drops out-of-order samples; NAB has a few duplicated and backwards timestamps).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pulsewatch_core::config::DetectorConfig;
+use pulsewatch_core::detect::DetectorKind;
+use pulsewatch_core::domain::{Point, SourceKind};
+use pulsewatch_core::forecast::{ForecastSettings, SeriesForecast};
+use pulsewatch_core::nab::Series;
+
+use crate::engine::core::{Core, CoreSettings};
+use crate::sources::replay;
+
+/// What to write besides the values.
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    /// Detector scores and flags.
+    pub scores: Option<(DetectorKind, DetectorConfig, f64)>,
+    /// Rolling forecasts.
+    pub forecast: Option<ForecastSettings>,
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', r"\n")
+}
+
+/// One family: `(labels, [(timestamp, value)])` per series.
+type Family = Vec<(String, Vec<(i64, f64)>)>;
+
+/// Time-ordered, deduplicated (last value of a timestamp wins), finite samples.
+fn clean(mut samples: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+    samples.retain(|(_, v)| v.is_finite());
+    samples.sort_by_key(|s| s.0);
+    let mut out: Vec<(i64, f64)> = Vec::with_capacity(samples.len());
+    for s in samples {
+        match out.last_mut() {
+            Some(last) if last.0 == s.0 => *last = s,
+            _ => out.push(s),
+        }
+    }
+    out
+}
+
+fn write_family(
+    w: &mut impl Write,
+    name: &str,
+    help: &str,
+    fam: &Family,
+) -> std::io::Result<usize> {
+    writeln!(w, "# HELP {name} {help}")?;
+    writeln!(w, "# TYPE {name} gauge")?;
+    let mut n = 0;
+    for (labels, samples) in fam {
+        for (t, v) in samples {
+            writeln!(w, "{name}{{{labels}}} {v} {t}")?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The rolling forecast of one series: every `horizon`, a fit on the points up to then (at most
+/// [`MAX_HISTORY`](pulsewatch_core::forecast::MAX_HISTORY)), giving (point, lower, upper) samples for the next horizon.
+#[allow(clippy::type_complexity)]
+fn rolling_forecast(
+    s: &Series,
+    settings: &ForecastSettings,
+) -> (Vec<(i64, f64)>, Vec<(i64, f64)>, Vec<(i64, f64)>) {
+    let (mut p, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new());
+    let Some(&first) = s.timestamps.first() else {
+        return (p, lo, hi);
+    };
+    let horizon = settings.horizon.as_secs().max(1) as i64;
+    let last = s.timestamps.iter().copied().max().unwrap_or(first);
+    let points: Vec<Point> = s.points();
+    // The first fit after two horizons of history.
+    let mut cut = first + 2 * horizon;
+    while cut < last {
+        let end = s.timestamps.partition_point(|&t| t <= cut);
+        // The forecast service's own fit, on the points up to `cut` only.
+        if let Some(f) = SeriesForecast::fit(&s.key, &points[..end], settings).forecast {
+            for (i, &t) in f.timestamps.iter().enumerate() {
+                if t > cut && t <= cut + horizon {
+                    p.push((t, f.point[i]));
+                    lo.push((t, f.lower[i]));
+                    hi.push((t, f.upper[i]));
+                }
+            }
+        }
+        cut += horizon;
+    }
+    (clean(p), clean(lo), clean(hi))
+}
+
+/// Writes `series` as OpenMetrics (ending with `# EOF`); returns the number of samples.
+pub fn write_openmetrics(
+    series: &[Series],
+    opts: &BackfillOptions,
+    w: &mut impl Write,
+) -> std::io::Result<usize> {
+    let mut fams: BTreeMap<&str, (&str, Family)> = BTreeMap::new();
+    let mut add = |name: &'static str, help: &'static str, labels: String, s: Vec<(i64, f64)>| {
+        fams.entry(name)
+            .or_insert_with(|| (help, Vec::new()))
+            .1
+            .push((labels, s));
+    };
+    for s in series {
+        let base = format!(
+            r#"series="{}",category="{}",source="nab",job="nab_backfill""#,
+            escape(&s.name),
+            escape(&s.category)
+        );
+        let values: Vec<(i64, f64)> = s
+            .timestamps
+            .iter()
+            .copied()
+            .zip(s.values.iter().copied())
+            .collect();
+        add(
+            "pulsewatch_value",
+            "Value of the series at its original time.",
+            base.clone(),
+            clean(values),
+        );
+        if let Some((kind, cfg, threshold)) = &opts.scores {
+            // Scored by the engine's core, as a live replay of the series would be.
+            let mut core = Core::new(CoreSettings {
+                source: SourceKind::Nab,
+                detector: *kind,
+                detector_cfg: cfg.clone(),
+                threshold: *threshold,
+                history: 1,
+                store: None,
+            });
+            let scored = core.ingest(replay::info(s), &s.points(), false);
+            let labels = format!(r#"{base},detector="{}""#, kind.name());
+            let sc: Vec<(i64, f64)> = scored.iter().map(|p| (p.timestamp, p.score)).collect();
+            let flags: Vec<(i64, f64)> = scored
+                .iter()
+                .map(|p| (p.timestamp, f64::from(u8::from(p.anomaly))))
+                .collect();
+            add(
+                "pulsewatch_anomaly_score",
+                "Anomaly score of the point, 0..1 (causal: from that point and earlier ones).",
+                labels.clone(),
+                clean(sc),
+            );
+            add(
+                "pulsewatch_anomaly_flag",
+                "1 when the point's anomaly score reached the threshold, else 0.",
+                labels,
+                clean(flags),
+            );
+        }
+        if let Some(fs) = &opts.forecast {
+            let (p, lo, hi) = rolling_forecast(s, fs);
+            let labels = format!(r#"{base},model="{}""#, fs.model.name());
+            add(
+                "pulsewatch_forecast_value",
+                "Rolling forecast made one horizon ahead at most.",
+                labels.clone(),
+                p,
+            );
+            add(
+                "pulsewatch_forecast_lower",
+                "Lower bound of the rolling forecast's prediction interval.",
+                labels.clone(),
+                lo,
+            );
+            add(
+                "pulsewatch_forecast_upper",
+                "Upper bound of the rolling forecast's prediction interval.",
+                labels,
+                hi,
+            );
+        }
+    }
+    let mut n = 0;
+    for (name, (help, fam)) in &fams {
+        n += write_family(w, name, help, fam)?;
+    }
+    writeln!(w, "# EOF")?;
+    Ok(n)
+}
+
+/// What [`create_blocks`] did.
+#[derive(Debug, Clone)]
+pub struct BlocksReport {
+    pub openmetrics: PathBuf,
+    pub blocks_dir: PathBuf,
+    pub samples: usize,
+    pub blocks: usize,
+}
+
+/// Writes `<out>/nab.om` and runs `promtool tsdb create-blocks-from openmetrics` into `<out>`
+/// (the folder a Prometheus can use as `--storage.tsdb.path`).
+pub fn create_blocks(
+    series: &[Series],
+    opts: &BackfillOptions,
+    out: &Path,
+    promtool: &Path,
+    max_block_duration: &str,
+) -> Result<BlocksReport, String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let om = out.join("nab.om");
+    let file =
+        std::fs::File::create(&om).map_err(|e| format!("cannot write {}: {e}", om.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let samples = write_openmetrics(series, opts, &mut w)
+        .and_then(|n| w.flush().map(|()| n))
+        .map_err(|e| format!("cannot write {}: {e}", om.display()))?;
+    drop(w);
+    let output = Command::new(promtool)
+        .args(["tsdb", "create-blocks-from"])
+        .arg(format!("--max-block-duration={max_block_duration}"))
+        .arg("openmetrics")
+        .arg(&om)
+        .arg(out)
+        .output()
+        .map_err(|e| {
+            format!(
+                "cannot run {} ({e}); install Prometheus' promtool (Debian: apt-get install \
+                 prometheus) or pass --promtool PATH",
+                promtool.display()
+            )
+        })?;
+    if !output.status.success() {
+        return Err(format!(
+            "promtool tsdb create-blocks-from failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let blocks = std::fs::read_dir(out)
+        .map_err(|e| format!("cannot list {}: {e}", out.display()))?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("meta.json").is_file())
+        .count();
+    Ok(BlocksReport {
+        openmetrics: om,
+        blocks_dir: out.to_path_buf(),
+        samples,
+        blocks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series() -> Series {
+        Series {
+            key: "c/a.csv".into(),
+            category: "c".into(),
+            name: "a\"b".into(),
+            timestamps: vec![100, 200, 200, 150, 300],
+            values: vec![1.0, 2.0, 3.0, 9.0, f64::NAN],
+        }
+    }
+
+    #[test]
+    fn openmetrics_is_ordered_deduplicated_escaped_and_ends_with_eof() {
+        let mut out = Vec::new();
+        let n = write_openmetrics(
+            &[series()],
+            &BackfillOptions {
+                scores: None,
+                forecast: None,
+            },
+            &mut out,
+        )
+        .expect("write");
+        let text = String::from_utf8(out).expect("utf8");
+        assert_eq!(n, 3, "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "# HELP pulsewatch_value Value of the series at its original time."
+        );
+        assert_eq!(lines[1], "# TYPE pulsewatch_value gauge");
+        let l = r#"pulsewatch_value{series="a\"b",category="c",source="nab",job="nab_backfill"}"#;
+        assert_eq!(lines[2], format!("{l} 1 100"));
+        assert_eq!(lines[3], format!("{l} 9 150"));
+        assert_eq!(
+            lines[4],
+            format!("{l} 3 200"),
+            "last value of a duplicated time wins"
+        );
+        assert_eq!(lines.last(), Some(&"# EOF"));
+    }
+
+    #[test]
+    fn scores_come_with_flags_per_point() {
+        let s = Series {
+            key: "c/b.csv".into(),
+            category: "c".into(),
+            name: "b".into(),
+            timestamps: (0..50).map(|i| i * 60).collect(),
+            values: (0..50).map(|i| (i % 5) as f64).collect(),
+        };
+        let mut out = Vec::new();
+        let n = write_openmetrics(
+            &[s],
+            &BackfillOptions {
+                scores: Some((DetectorKind::Null, DetectorConfig::default(), 0.5)),
+                forecast: None,
+            },
+            &mut out,
+        )
+        .expect("write");
+        let text = String::from_utf8(out).expect("utf8");
+        assert_eq!(n, 150);
+        assert_eq!(text.matches("pulsewatch_anomaly_flag{").count(), 50);
+        assert!(text.contains(r#"detector="null"} 0.5 0"#), "{text}");
+        assert!(text.contains(r#"pulsewatch_anomaly_flag{series="b",category="c",source="nab",job="nab_backfill",detector="null"} 1 60"#));
+    }
+}

@@ -1,0 +1,423 @@
+//! The engine's forecast service: keeps the latest forecast of every series it is fed, refits
+//! them off the caller's thread, and publishes immutable snapshots through a
+//! [`tokio::sync::watch`] channel for the TUI and the exporters.
+//!
+//! ```no_run
+//! # async fn demo(cfg: pulsewatch::config::Config) -> Result<(), Box<dyn std::error::Error>> {
+//! use pulsewatch::detect::Point;
+//! use pulsewatch::forecast::service::ForecastService;
+//!
+//! let (handle, mut snapshots) = ForecastService::spawn(&cfg.forecast)?;
+//! handle.update_history("realKnownCause/nyc_taxi.csv", vec![Point { timestamp: 0, value: 1.0 }]);
+//! snapshots.changed().await?;
+//! let snap = snapshots.borrow().clone();
+//! if let Some(s) = snap.get("realKnownCause/nyc_taxi.csv") {
+//!     println!("{:?} next: {:?}", s.forecast.as_ref().map(|f| &f.detail), s.next);
+//! }
+//! handle.refresh("realKnownCause/nyc_taxi.csv"); // retrain now
+//! # Ok(()) }
+//! ```
+//!
+//! Rules:
+//! * A series is fitted as soon as it first has [`MIN_POINTS`](super::model::MIN_POINTS)
+//!   points, then again every `[forecast] refresh` if new points arrived since its last fit
+//!   (`0s`: only on demand), and whenever [`ForecastHandle::refresh`] asks for it.
+//! * One fit runs at a time, on tokio's blocking pool (`spawn_blocking`); further requests wait
+//!   in a queue (each series at most once; on-demand requests go first).
+//! * A failed fit keeps the previous forecast and records the error.
+//! * Each snapshot holds, per series, the latest forecast, the replay time (the newest point's
+//!   timestamp), the expectation *at* the replay time (the forecast step on that timestamp, when
+//!   the point arrived after the fit) and the one-step expectation (the first forecast step after
+//!   the replay time). Expectations are recomputed on every [`ForecastHandle::update_history`],
+//!   without refitting.
+//! * At most [`MAX_HISTORY`] of the newest points are kept per series.
+//! * The service stops when every handle is dropped or [`ForecastHandle::shutdown`] is called.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use pulsewatch_core::config::ForecastConfig;
+use pulsewatch_core::detect::Point;
+use pulsewatch_core::forecast::model::{Forecast, MIN_POINTS, forecast_series};
+use pulsewatch_core::forecast::{
+    ForecastError, ForecastSettings, MAX_HISTORY, ModelKind, SeriesForecast,
+};
+
+/// Everything the service knows, at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ForecastSnapshot {
+    /// Increases with every published snapshot.
+    pub version: u64,
+    pub model: Option<ModelKind>,
+    pub series: BTreeMap<String, Arc<SeriesForecast>>,
+}
+
+impl ForecastSnapshot {
+    pub fn get(&self, series: &str) -> Option<&SeriesForecast> {
+        self.series.get(series).map(Arc::as_ref)
+    }
+}
+
+enum Command {
+    Append(String, Vec<Point>),
+    AppendMany(Vec<(String, Vec<Point>)>),
+    Replace(String, Vec<Point>),
+    Refresh(Option<String>),
+    Remove(String),
+    Shutdown,
+}
+
+/// Sends commands to the service. Cheap to clone; every method returns immediately.
+#[derive(Debug, Clone)]
+pub struct ForecastHandle {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Append(s, p) => write!(f, "Append({s}, {} points)", p.len()),
+            Command::AppendMany(b) => write!(f, "AppendMany({} series)", b.len()),
+            Command::Replace(s, p) => write!(f, "Replace({s}, {} points)", p.len()),
+            Command::Refresh(s) => write!(f, "Refresh({s:?})"),
+            Command::Remove(s) => write!(f, "Remove({s})"),
+            Command::Shutdown => f.write_str("Shutdown"),
+        }
+    }
+}
+
+impl ForecastHandle {
+    /// Appends new points of `series` (creating it). Points may be out of order or duplicated;
+    /// the fit regularises them.
+    pub fn update_history(&self, series: &str, points: Vec<Point>) -> bool {
+        self.send(Command::Append(series.to_string(), points))
+    }
+
+    /// Appends new points of several series at once (one snapshot for the whole batch).
+    pub fn update_many(&self, batch: Vec<(String, Vec<Point>)>) -> bool {
+        self.send(Command::AppendMany(batch))
+    }
+
+    /// Replaces the whole history of `series` (e.g. after a replay restarts).
+    pub fn set_history(&self, series: &str, points: Vec<Point>) -> bool {
+        self.send(Command::Replace(series.to_string(), points))
+    }
+
+    /// Refits `series` now (ahead of scheduled fits), e.g. for a retrain key.
+    pub fn refresh(&self, series: &str) -> bool {
+        self.send(Command::Refresh(Some(series.to_string())))
+    }
+
+    /// Refits every series.
+    pub fn refresh_all(&self) -> bool {
+        self.send(Command::Refresh(None))
+    }
+
+    /// Forgets `series`.
+    pub fn remove(&self, series: &str) -> bool {
+        self.send(Command::Remove(series.to_string()))
+    }
+
+    /// Stops the service (a running fit finishes in the background and is discarded).
+    pub fn shutdown(&self) -> bool {
+        self.send(Command::Shutdown)
+    }
+
+    /// `false` when the service has stopped.
+    fn send(&self, c: Command) -> bool {
+        self.tx.send(c).is_ok()
+    }
+}
+
+/// What [`ForecastService::spawn`] returns: the command handle and the snapshot receiver.
+pub type Spawned = (ForecastHandle, watch::Receiver<Arc<ForecastSnapshot>>);
+
+/// Starts the service.
+pub struct ForecastService;
+
+impl ForecastService {
+    /// Validates `[forecast]` and starts the service on the current tokio runtime (an error
+    /// outside one).
+    pub fn spawn(cfg: &ForecastConfig) -> Result<Spawned, ForecastError> {
+        Self::spawn_with(ForecastSettings::from_config(cfg)?)
+    }
+
+    /// [`ForecastService::spawn`] with settings already validated.
+    pub fn spawn_with(settings: ForecastSettings) -> Result<Spawned, ForecastError> {
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| {
+            ForecastError::Config(
+                "the forecast service must be started inside a tokio runtime".into(),
+            )
+        })?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let initial = ForecastSnapshot {
+            version: 0,
+            model: Some(settings.model),
+            series: BTreeMap::new(),
+        };
+        let (snap_tx, snap_rx) = watch::channel(Arc::new(initial));
+        let actor = Actor {
+            settings: Arc::new(settings),
+            series: HashMap::new(),
+            queue: VecDeque::new(),
+            running: None,
+            version: 0,
+            snap_tx,
+        };
+        rt.spawn(actor.run(rx));
+        Ok((ForecastHandle { tx }, snap_rx))
+    }
+}
+
+struct SeriesData {
+    timestamps: Vec<i64>,
+    values: Vec<f64>,
+    /// History length at the last fit start (to tell whether new points arrived).
+    fitted_len: Option<usize>,
+    /// Points appended since the last fit started.
+    new_points: usize,
+    state: SeriesForecast,
+}
+
+struct FitDone {
+    series: String,
+    result: Result<Forecast, ForecastError>,
+}
+
+struct Actor {
+    settings: Arc<ForecastSettings>,
+    series: HashMap<String, SeriesData>,
+    queue: VecDeque<String>,
+    running: Option<String>,
+    version: u64,
+    snap_tx: watch::Sender<Arc<ForecastSnapshot>>,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<FitDone>();
+        let refresh = self.settings.refresh;
+        let mut tick = (!refresh.is_zero()).then(|| {
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        loop {
+            let mut dirty = false;
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    None | Some(Command::Shutdown) => break,
+                    Some(c) => dirty |= self.command(c),
+                },
+                Some(done) = done_rx.recv() => {
+                    self.finished(done);
+                    dirty = true;
+                }
+                _ = async {
+                    match tick.as_mut() {
+                        Some(t) => { t.tick().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => dirty |= self.schedule_due(),
+            }
+            dirty |= self.start_next(&done_tx);
+            if dirty {
+                self.publish();
+            }
+        }
+    }
+
+    /// Applies a command; `true` when the snapshot changed.
+    fn command(&mut self, c: Command) -> bool {
+        match c {
+            Command::Append(name, points) | Command::Replace(name, points)
+                if points.is_empty() && !self.series.contains_key(&name) =>
+            {
+                false
+            }
+            Command::Append(name, points) => {
+                self.add_points(name, points, false);
+                true
+            }
+            Command::AppendMany(batch) => {
+                let mut any = false;
+                for (name, points) in batch {
+                    if !points.is_empty() {
+                        self.add_points(name, points, false);
+                        any = true;
+                    }
+                }
+                any
+            }
+            Command::Replace(name, points) => {
+                self.add_points(name, points, true);
+                true
+            }
+            Command::Refresh(Some(name)) => {
+                if self.series.contains_key(&name) {
+                    self.enqueue(name, true);
+                    true
+                } else {
+                    false
+                }
+            }
+            Command::Refresh(None) => {
+                let mut names: Vec<String> = self.series.keys().cloned().collect();
+                names.sort();
+                for n in names {
+                    self.enqueue(n, false);
+                }
+                true
+            }
+            Command::Remove(name) => {
+                self.queue.retain(|q| *q != name);
+                self.series.remove(&name).is_some()
+            }
+            Command::Shutdown => false,
+        }
+    }
+
+    fn add_points(&mut self, name: String, points: Vec<Point>, replace: bool) {
+        let d = self
+            .series
+            .entry(name.clone())
+            .or_insert_with(|| SeriesData {
+                timestamps: Vec::new(),
+                values: Vec::new(),
+                fitted_len: None,
+                new_points: 0,
+                state: SeriesForecast::new(&name),
+            });
+        if replace {
+            d.timestamps.clear();
+            d.values.clear();
+            d.fitted_len = None;
+            d.state.replay_time = None;
+        }
+        for p in &points {
+            d.timestamps.push(p.timestamp);
+            d.values.push(p.value);
+            d.state.replay_time = Some(
+                d.state
+                    .replay_time
+                    .map_or(p.timestamp, |t| t.max(p.timestamp)),
+            );
+        }
+        d.new_points += points.len();
+        // Trim in batches (a quarter of the cap at a time), not one point per append.
+        if d.timestamps.len() > MAX_HISTORY + MAX_HISTORY / 4 {
+            let cut = d.timestamps.len() - MAX_HISTORY;
+            d.timestamps.drain(..cut);
+            d.values.drain(..cut);
+        }
+        d.state.history_points = d.timestamps.len();
+        d.state.update_expectations();
+        let first_fit = d.fitted_len.is_none() && d.timestamps.len() >= MIN_POINTS;
+        if first_fit {
+            self.enqueue(name, false);
+        }
+    }
+
+    fn enqueue(&mut self, name: String, front: bool) {
+        if let Some(pos) = self.queue.iter().position(|q| *q == name) {
+            if !front {
+                return;
+            }
+            self.queue.remove(pos);
+        }
+        if let Some(d) = self.series.get_mut(&name) {
+            d.state.pending = true;
+        }
+        if front {
+            self.queue.push_front(name);
+        } else {
+            self.queue.push_back(name);
+        }
+    }
+
+    /// The scheduled refresh: queue every series with new points since its last fit.
+    fn schedule_due(&mut self) -> bool {
+        let mut due: Vec<String> = self
+            .series
+            .iter()
+            .filter(|(_, d)| d.new_points > 0 && d.timestamps.len() >= MIN_POINTS)
+            .map(|(k, _)| k.clone())
+            .collect();
+        due.sort();
+        let any = !due.is_empty();
+        for n in due {
+            self.enqueue(n, false);
+        }
+        any
+    }
+
+    fn start_next(&mut self, done_tx: &mpsc::UnboundedSender<FitDone>) -> bool {
+        if self.running.is_some() {
+            return false;
+        }
+        while let Some(name) = self.queue.pop_front() {
+            let Some(d) = self.series.get_mut(&name) else {
+                continue;
+            };
+            let ts = d.timestamps.clone();
+            let vs = d.values.clone();
+            d.fitted_len = Some(ts.len());
+            d.new_points = 0;
+            let settings = self.settings.clone();
+            let tx = done_tx.clone();
+            let series = name.clone();
+            self.running = Some(name);
+            tokio::task::spawn_blocking(move || {
+                let t0 = Instant::now();
+                let result = forecast_series(&ts, &vs, &settings, settings.model);
+                tracing::debug!(target: "pulsewatch::forecast", series = %series, ok = result.is_ok(), elapsed = ?t0.elapsed(), "forecast fit");
+                let _ = tx.send(FitDone { series, result });
+            });
+            return true;
+        }
+        false
+    }
+
+    fn finished(&mut self, done: FitDone) {
+        self.running = None;
+        let queued = self.queue.contains(&done.series);
+        let Some(d) = self.series.get_mut(&done.series) else {
+            return;
+        };
+        d.state.pending = queued;
+        if let Err(e) = &done.result {
+            tracing::warn!(target: "pulsewatch::forecast", series = %done.series, error = %e, "forecast fit failed");
+        }
+        d.state.record(done.result);
+    }
+
+    fn publish(&mut self) {
+        self.version += 1;
+        let snap = ForecastSnapshot {
+            version: self.version,
+            model: Some(self.settings.model),
+            series: self
+                .series
+                .iter()
+                .map(|(k, d)| (k.clone(), Arc::new(d.state.clone())))
+                .collect(),
+        };
+        self.snap_tx.send_replace(Arc::new(snap));
+    }
+}
+
+/// Waits until `rx` holds a snapshot satisfying `pred`, or `timeout` passes.
+pub async fn wait_for(
+    rx: &mut watch::Receiver<Arc<ForecastSnapshot>>,
+    timeout: Duration,
+    mut pred: impl FnMut(&ForecastSnapshot) -> bool,
+) -> Option<Arc<ForecastSnapshot>> {
+    let res = tokio::time::timeout(timeout, rx.wait_for(|s| pred(s))).await;
+    match res {
+        Ok(Ok(s)) => Some(s.clone()),
+        _ => None,
+    }
+}

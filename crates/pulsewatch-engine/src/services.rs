@@ -1,0 +1,309 @@
+//! Headless front-end: `--once` for cron and CI, and a long-running mode without a terminal UI
+//! (used when stdout is not a terminal, or with `--headless`).
+//!
+//! `--once` ingests everything the source has now (the whole NAB corpus, one PromQL window, or
+//! one host reading), scores it with the configured detector, forecasts every series, pushes the
+//! result to the Pushgateway (kept there, as a batch job's result should be) and prints a summary
+//! table, or JSON with `--json` (schema [`ONCE_SCHEMA`], documented in the README). It fails with
+//! a non-zero exit code when the push, or every query, still fails after retries.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use color_eyre::eyre::{Result, WrapErr, bail, eyre};
+
+use crate::engine::core::CoreSettings;
+use crate::engine::state::Snapshot;
+use crate::engine::{self, EngineHandle, EngineSettings, SourceSpec};
+use crate::export::api::{self, ApiState};
+use crate::export::{metrics, pushgateway};
+use crate::sources::host;
+use crate::sources::promql::{self, PromClient, PromSettings};
+use crate::sources::replay::{self, ReplayControl};
+use crate::sources::source::{SourceEvent, SourceKind};
+use pulsewatch_core::config::Config;
+use pulsewatch_core::forecast::ForecastSettings;
+use pulsewatch_core::nab::Corpus;
+use pulsewatch_core::store::ModelStore;
+
+/// Push attempts of `--once` before it gives up: 1 s, 2 s and 4 s apart, so a Pushgateway that
+/// restarts within about 7 s does not fail a cron run.
+pub const ONCE_PUSH_ATTEMPTS: u32 = 4;
+/// Poll attempts of `--once` on the Prometheus source while every query fails (same spacing).
+pub const ONCE_QUERY_ATTEMPTS: u32 = 4;
+/// The first pause between `--once` attempts; it doubles after each.
+pub const ONCE_FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The engine's core settings from the config.
+pub fn core_settings(cfg: &Config, source: SourceKind) -> Result<CoreSettings> {
+    let detector = cfg.detector.name;
+    cfg.detector.validate().map_err(|e| eyre!(e))?;
+    let t = cfg.detector.threshold;
+    Ok(CoreSettings {
+        source,
+        detector,
+        detector_cfg: cfg.detector.clone(),
+        threshold: t,
+        history: cfg.source.history.max(1),
+        store: Some(ModelStore::new(cfg.retrain.model_dir.clone())),
+    })
+}
+
+/// Engine settings from the config.
+pub fn engine_settings(cfg: &Config, source: SourceKind) -> Result<EngineSettings> {
+    let forecast = ForecastSettings::from_config(&cfg.forecast).map_err(|e| eyre!(e))?;
+    cfg.replay.validate().map_err(|e| eyre!(e))?;
+    let speed = cfg.replay.speed;
+    Ok(EngineSettings {
+        core: core_settings(cfg, source)?,
+        forecast: Some(forecast),
+        retrain_interval: cfg.retrain.interval.0,
+        replay: ReplayControl {
+            paused: cfg.replay.paused,
+            speed,
+        },
+    })
+}
+
+/// Loads the NAB corpus of `[data] dir`, with a hint when it is missing.
+pub fn load_corpus(cfg: &Config) -> Result<Corpus> {
+    load_corpus_at(&cfg.data.dir, None)
+}
+
+/// Loads the corpus at `root` (with another windows file when `labels` is given); a missing
+/// corpus gives one error that says how to get it.
+pub fn load_corpus_at(root: &std::path::Path, labels: Option<&std::path::Path>) -> Result<Corpus> {
+    if !root.join("data").is_dir() {
+        bail!(
+            "no NAB corpus at {} (expected {}/data/<category>/<file>.csv); run `pulsewatch \
+             fetch-nab` or set [data] dir / PULSEWATCH_DATA_DIR",
+            root.display(),
+            root.display()
+        );
+    }
+    let t0 = Instant::now();
+    let corpus = match labels {
+        Some(l) => Corpus::load_subset(root, l)?,
+        None => Corpus::load(root)?,
+    };
+    tracing::info!(
+        target: "pulsewatch::ingest",
+        files = corpus.series.len(),
+        rows = corpus.total_rows(),
+        elapsed = ?t0.elapsed(),
+        "corpus loaded from {}",
+        root.display()
+    );
+    Ok(corpus)
+}
+
+/// The live source for `kind`.
+pub fn source_spec(cfg: &Config, kind: SourceKind) -> Result<SourceSpec> {
+    Ok(match kind {
+        SourceKind::Nab => {
+            let corpus = load_corpus(cfg)?;
+            SourceSpec::Replay {
+                series: Arc::new(corpus.series),
+                target: cfg.data.dir.display().to_string(),
+                loop_at_end: cfg.replay.loop_at_end,
+            }
+        }
+        SourceKind::Prometheus => {
+            let s = PromSettings::from_config(&cfg.prometheus).map_err(|e| eyre!(e))?;
+            SourceSpec::Prometheus(PromClient::new(s).map_err(|e| eyre!(e))?)
+        }
+        SourceKind::Host => SourceSpec::Host(cfg.host.interval.0.max(Duration::from_millis(200))),
+    })
+}
+
+/// What `--once` pushed.
+#[derive(Debug, Clone)]
+pub struct PushOutcome {
+    pub url: String,
+    pub result: Result<u32, String>,
+    pub seconds: f64,
+}
+
+/// The result of `--once`.
+#[derive(Debug, Clone)]
+pub struct OnceReport {
+    pub snapshot: Arc<Snapshot>,
+    /// `None` when export is off (`[pushgateway] url = ""`).
+    pub push: Option<PushOutcome>,
+    /// Errors of the source (failed queries), if any.
+    pub source_errors: Vec<String>,
+}
+
+/// What `kind` has now, as the source events a live run would have sent (each source's one-shot
+/// read), and the errors of the queries that failed.
+async fn read_once(cfg: &Config, kind: SourceKind) -> Result<(Vec<SourceEvent>, Vec<String>)> {
+    match kind {
+        SourceKind::Nab => {
+            let corpus = load_corpus(cfg)?;
+            let target = cfg.data.dir.display().to_string();
+            Ok((replay::read_all(&corpus.series, &target), Vec::new()))
+        }
+        SourceKind::Prometheus => {
+            let settings = PromSettings::from_config(&cfg.prometheus).map_err(|e| eyre!(e))?;
+            let client = PromClient::new(settings).map_err(|e| eyre!(e))?;
+            promql::read_once(&client, ONCE_QUERY_ATTEMPTS, ONCE_FIRST_BACKOFF)
+                .await
+                .map_err(|e| eyre!(e))
+        }
+        SourceKind::Host => Ok((host::read_once().await.map_err(|e| eyre!(e))?, Vec::new())),
+    }
+}
+
+/// `--once`: ingest, score, forecast, push. The push result is in the report (the caller decides
+/// the exit code); input and config errors are errors.
+pub async fn once(cfg: &Config, kind: SourceKind) -> Result<OnceReport> {
+    let settings = engine_settings(cfg, kind)?;
+    let pusher = pushgateway::Pusher::new(&cfg.pushgateway, kind.name()).map_err(|e| eyre!(e))?;
+    let (events, source_errors) = read_once(cfg, kind).await?;
+    let snapshot = tokio::task::spawn_blocking(move || engine::run_batch(&settings, events))
+        .await
+        .wrap_err("the batch engine thread failed")?
+        .map_err(|e| eyre!(e))?;
+    let push = match pusher {
+        None => None,
+        Some(p) => {
+            let body = metrics::render(&snapshot).map_err(|e| eyre!(e))?;
+            let t = Instant::now();
+            let result = p
+                .put_with_retries(body, ONCE_PUSH_ATTEMPTS, ONCE_FIRST_BACKOFF)
+                .await
+                .map_err(|e| e.0);
+            Some(PushOutcome {
+                url: p.url().to_string(),
+                result,
+                seconds: t.elapsed().as_secs_f64(),
+            })
+        }
+    };
+    Ok(OnceReport {
+        snapshot,
+        push,
+        source_errors,
+    })
+}
+
+impl OnceReport {
+    /// The error that makes `--once` exit non-zero, if any.
+    pub fn failure(&self) -> Option<String> {
+        match &self.push {
+            Some(PushOutcome { result: Err(e), .. }) => Some(format!("push failed: {e}")),
+            _ => None,
+        }
+    }
+}
+
+/// Resolves when SIGINT (Ctrl-C), SIGTERM or SIGHUP (e.g. the SSH session closed) arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let other = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hup)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = hup.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let other = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = other => {}
+    }
+}
+
+/// The background services of a long-running run: the engine, the pusher and the API.
+pub struct Services {
+    pub engine: EngineHandle,
+    pub push: Option<pushgateway::PushTask>,
+    /// Where the API listens, when it does.
+    pub api_addr: Option<SocketAddr>,
+    api: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::watch::Sender<bool>,
+    )>,
+}
+
+impl Services {
+    /// Starts the engine on `kind`, the pusher (unless `[pushgateway] url` is empty) and the API
+    /// (with `listen`).
+    pub async fn start(cfg: &Config, kind: SourceKind, listen: Option<SocketAddr>) -> Result<Self> {
+        let settings = engine_settings(cfg, kind)?;
+        let pusher =
+            pushgateway::Pusher::new(&cfg.pushgateway, kind.name()).map_err(|e| eyre!(e))?;
+        let spec = source_spec(cfg, kind)?;
+        Self::start_with(cfg, settings, spec, pusher, listen).await
+    }
+
+    /// [`Services::start`] with its parts spelled out (tests, demo data).
+    pub async fn start_with(
+        cfg: &Config,
+        settings: EngineSettings,
+        spec: SourceSpec,
+        pusher: Option<pushgateway::Pusher>,
+        listen: Option<SocketAddr>,
+    ) -> Result<Self> {
+        let engine = engine::spawn(settings, spec).map_err(|e| eyre!(e))?;
+        let push = pusher.map(|p| pushgateway::spawn(p, engine.subscribe()));
+        let (mut api, mut api_addr) = (None, None);
+        if let Some(addr) = listen {
+            let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+            let state = ApiState {
+                snapshots: engine.subscribe(),
+                controller: engine.controller(),
+                token: cfg
+                    .api
+                    .resolved_token()
+                    .map_err(|e| eyre!(e))?
+                    .map(Arc::from),
+                push: push.as_ref().map(|p| p.status.clone()),
+            };
+            let (bound, task) = api::serve(addr, state, async move {
+                let _ = stop_rx.changed().await;
+            })
+            .await
+            .map_err(|e| eyre!(e))?;
+            tracing::info!(target: "pulsewatch", %bound, "API listening");
+            api = Some((task, stop_tx));
+            api_addr = Some(bound);
+        }
+        Ok(Services {
+            engine,
+            push,
+            api_addr,
+            api,
+        })
+    }
+
+    /// Stops everything; deletes our Pushgateway group when `delete`. Returns a message when the
+    /// delete failed.
+    pub async fn stop(self, delete: bool) -> Option<String> {
+        self.engine.shutdown().await;
+        let mut msg = None;
+        if let Some(p) = self.push
+            && let Some(Err(e)) = p.stop(delete).await
+        {
+            msg = Some(e.to_string());
+        }
+        if let Some((task, stop)) = self.api {
+            let _ = stop.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        msg
+    }
+}

@@ -1,0 +1,79 @@
+//! TUI render cost: one frame at 200×60 with all 58 NAB series (history of 2,000 points each,
+//! forecasts in place), per tab, into ratatui's TestBackend. Goal: ≤ 2 ms per frame.
+//! Run with `cargo bench --bench tui`; `cargo bench --bench tui_idle` measures the real binary's
+//! idle CPU and memory.
+
+use testkit::corpus::bench_root as corpus_root;
+
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use pulsewatch::tui::app::Tab;
+use pulsewatch::tui::{self, ui};
+use pulsewatch_core::config::Config;
+use pulsewatch_core::detect::Point;
+use pulsewatch_core::forecast::ForecastSettings;
+use pulsewatch_core::forecast::SeriesForecast;
+use pulsewatch_core::forecast::model::forecast_series;
+use pulsewatch_core::nab::Corpus;
+use pulsewatch_engine::engine::core::Core;
+use pulsewatch_engine::sources::replay;
+use pulsewatch_engine::sources::source::SourceKind;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn bench(c: &mut Criterion) {
+    let Some(root) = corpus_root() else {
+        eprintln!("tui bench skipped: no NAB corpus at data/nab (run `pulsewatch fetch-nab`)");
+        return;
+    };
+    let corpus = Corpus::load(&root).expect("corpus loads");
+    let cfg = Config::default();
+    let fset = ForecastSettings::from_config(&cfg.forecast).expect("forecast settings");
+    let mut core = Core::new(
+        pulsewatch_engine::services::core_settings(&cfg, SourceKind::Nab).expect("settings"),
+    );
+    for s in &corpus.series {
+        let n = s.len().min(3000);
+        let pts: Vec<Point> = (0..n)
+            .map(|i| Point {
+                timestamp: s.timestamps[i],
+                value: s.values[i],
+            })
+            .collect();
+        core.ingest(replay::info(s), &pts, false);
+        if let Ok(f) = forecast_series(&s.timestamps[..n], &s.values[..n], &fset, fset.model) {
+            core.set_forecast(
+                &s.key,
+                Arc::new(SeriesForecast {
+                    series: s.key.clone(),
+                    forecast: Some(Arc::new(f)),
+                    error: None,
+                    pending: false,
+                    fits: 1,
+                    history_points: n,
+                    replay_time: Some(s.timestamps[n - 1]),
+                    current: None,
+                    next: None,
+                }),
+            );
+        }
+    }
+    let snap = core.snapshot();
+    let mut app = tui::new_app(&cfg, snap).expect("app");
+    app.selected = 40;
+    let mut term = Terminal::new(TestBackend::new(200, 60)).expect("terminal");
+    let mut g = c.benchmark_group("tui_frame_200x60_58_series");
+    for tab in Tab::ALL {
+        app.tab = tab;
+        g.bench_function(tab.title(), |b| {
+            b.iter(|| {
+                term.draw(|f| ui::draw(f, &app)).expect("draw");
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

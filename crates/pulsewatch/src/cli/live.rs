@@ -1,0 +1,51 @@
+//! The main job: the TUI, `--headless`, or `--once`.
+
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, bail, eyre};
+
+use super::{Cli, runtime};
+use pulsewatch_core::config::Config;
+use pulsewatch_core::domain::SourceKind;
+use pulsewatch_engine::export::api;
+use pulsewatch_engine::services;
+
+/// The main job: `--once`, or the long-running monitor.
+pub fn live(cli: &Cli, mut cfg: Config) -> Result<()> {
+    if let Some(d) = &cli.detector {
+        cfg.detector.name = d.parse().map_err(|e: String| eyre!("--detector: {e}"))?;
+    }
+    let kind: SourceKind = match cli.source.as_deref() {
+        Some(s) => s.parse().map_err(|e: String| eyre!("--source: {e}"))?,
+        None => cfg.source.kind,
+    };
+    let listen = match cli.listen.as_deref().unwrap_or(&cfg.api.listen) {
+        "" => None,
+        a => Some(api::parse_listen(a).map_err(|e| eyre!(e))?),
+    };
+    let rt = runtime()?;
+    if cli.once {
+        let report = rt.block_on(services::once(&cfg, kind))?;
+        if cli.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::report::json(&report))?
+            );
+        } else {
+            print!("{}", crate::report::table(&report));
+        }
+        if let Some(f) = report.failure() {
+            bail!(f);
+        }
+        return Ok(());
+    }
+    if cli.headless {
+        return rt.block_on(crate::headless::run(
+            &cfg,
+            kind,
+            listen,
+            Duration::from_secs(5),
+        ));
+    }
+    rt.block_on(crate::tui::run(&cfg, kind, listen))
+}

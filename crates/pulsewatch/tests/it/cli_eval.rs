@@ -1,0 +1,215 @@
+//! The `score` and `eval` commands of the real binary on the real corpus.
+
+use crate::support::corpus;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn bin(logs: &Path) -> Command {
+    let mut c = Command::cargo_bin("pulsewatch").expect("binary");
+    c.env("PULSEWATCH_LOGGING_DIR", logs)
+        .env_remove("PULSEWATCH_CONFIG");
+    c
+}
+
+#[test]
+fn score_prints_published_numenta_figures() {
+    let (Some(root), Some(res)) = (corpus::nab_root(), corpus::nab_results()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    bin(tmp.path())
+        .args(["score", "--detector", "numenta", "--results"])
+        .arg(&res)
+        .arg("--data")
+        .arg(&root)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("70.101"))
+        .stdout(predicate::str::contains("63.117"))
+        .stdout(predicate::str::contains("74.320"));
+}
+
+#[test]
+fn score_unknown_detector_fails_clearly() {
+    let (Some(root), Some(res)) = (corpus::nab_root(), corpus::nab_results()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    bin(tmp.path())
+        .args(["score", "--detector", "nosuch", "--results"])
+        .arg(&res)
+        .arg("--data")
+        .arg(&root)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "no results folder for detector \"nosuch\"",
+        ));
+}
+
+fn eval_json(det: &str, root: &Path, out: &Path, logs: &Path) -> Value {
+    let o = bin(logs)
+        .args(["eval", "--json", "--detector", det, "--data"])
+        .arg(root)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("runs");
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.stderr.is_empty(),
+        "eval wrote to stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("json")
+}
+
+#[test]
+fn eval_null_scores_zero_on_every_profile() {
+    let Some(root) = corpus::nab_root() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let v = eval_json(
+        "null",
+        &root,
+        &tmp.path().join("out"),
+        &tmp.path().join("logs"),
+    );
+    let profiles = v["profiles"].as_array().expect("profiles");
+    assert_eq!(profiles.len(), 3);
+    for p in profiles {
+        assert_eq!(p["normalized"].as_f64(), Some(0.0), "{p}");
+    }
+}
+
+#[test]
+fn eval_windowed_gaussian_writes_nab_results_that_score_back_the_same() {
+    let Some(root) = corpus::nab_root() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("out");
+    let logs = tmp.path().join("logs");
+    let v = eval_json("windowed-gaussian", &root, &out, &logs);
+    let std_score = v["profiles"][0]["normalized"].as_f64().expect("score");
+    // Same method as NAB's windowedGaussian (published 39.65); ours is a re-implementation.
+    assert!((35.0..45.0).contains(&std_score), "standard {std_score}");
+    // NAB layout: one file per series with timestamp,value,anomaly_score,label.
+    let f = out.join("windowed-gaussian/realKnownCause/windowed-gaussian_nyc_taxi.csv");
+    let text = std::fs::read_to_string(&f).expect("results file");
+    assert!(text.starts_with("timestamp,value,anomaly_score,label\n"));
+    assert_eq!(text.lines().count(), 10_321);
+    let files = walk_csv(&out.join("windowed-gaussian"));
+    assert_eq!(
+        files.iter().filter(|p| !p.ends_with("_scores.csv")).count(),
+        58
+    );
+    assert_eq!(
+        files.iter().filter(|p| p.ends_with("_scores.csv")).count(),
+        3
+    );
+    // `score --optimize` on what eval wrote gives eval's figures.
+    let o = bin(&logs)
+        .args([
+            "score",
+            "--json",
+            "--optimize",
+            "--detector",
+            "windowed-gaussian",
+            "--results",
+        ])
+        .arg(&out)
+        .arg("--data")
+        .arg(&root)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: Value = serde_json::from_slice(&o.stdout).expect("json");
+    for i in 0..3 {
+        let a = v["profiles"][i]["normalized"].as_f64().expect("f64");
+        let b = s["profiles"][i]["normalized"].as_f64().expect("f64");
+        assert!((a - b).abs() < 1e-9, "profile {i}: eval {a} score {b}");
+    }
+    // Logs went to files in the configured directory.
+    let log = std::fs::read_to_string(logs.join("pulsewatch.log")).expect("log file");
+    assert!(log.contains("corpus loaded"), "{log}");
+    let ingest = std::fs::read_to_string(logs.join("ingest.log")).expect("ingest log");
+    assert!(ingest.contains("corpus loaded"));
+    let analysis = std::fs::read_to_string(logs.join("analysis.log")).expect("analysis log");
+    assert!(!analysis.contains("corpus loaded"));
+}
+
+#[test]
+fn eval_pulse_keeps_its_nab_score() {
+    // Regression guard for the default detector: 72.423 / 67.267 / 76.156 when tuned; the bar
+    // of the detectors issue is 70 standard.
+    let Some(root) = corpus::nab_root() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let v = eval_json(
+        "pulse",
+        &root,
+        &tmp.path().join("out"),
+        &tmp.path().join("logs"),
+    );
+    let got: Vec<f64> = (0..3)
+        .map(|i| v["profiles"][i]["normalized"].as_f64().expect("f64"))
+        .collect();
+    for (g, floor) in got.iter().zip([72.3, 67.1, 76.0]) {
+        assert!(*g >= floor, "pulse scores {got:?}, below {floor}");
+    }
+}
+
+#[test]
+fn eval_table_shows_categories_and_published_rows() {
+    let Some(root) = corpus::nab_root() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    bin(&tmp.path().join("logs"))
+        .args(["eval", "--detector", "null", "--data"])
+        .arg(&root)
+        .arg("--out")
+        .arg(tmp.path().join("out"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("realKnownCause"))
+        .stdout(predicate::str::contains("ARTime"))
+        .stdout(predicate::str::contains("74.854"))
+        .stdout(predicate::str::contains("TOTAL null"));
+}
+
+#[test]
+fn missing_corpus_gives_one_clear_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    bin(&tmp.path().join("logs"))
+        .args(["eval", "--detector", "null", "--data"])
+        .arg(tmp.path().join("nowhere"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no NAB corpus at"))
+        .stderr(predicate::str::contains("fetch-nab"));
+}
+
+fn walk_csv(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            out.extend(walk_csv(&p));
+        } else if p.extension().is_some_and(|x| x == "csv") {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}

@@ -1,0 +1,522 @@
+//! The engine and its exporters in-process, against real servers where they matter: a replay
+//! keeps scoring while the Pushgateway is killed and resumes pushing when it is back; stopping
+//! deletes our group; the PromQL source re-discovers label sets and reports bad PromQL and
+//! non-JSON answers as status; the JSON API and /metrics over HTTP.
+
+use crate::support::corpus;
+use crate::support::servers;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pulsewatch_core::config::{Config, NamedQuery, PushgatewayConfig};
+use pulsewatch_core::detect::{DetectorKind, Point};
+use pulsewatch_core::nab::Corpus;
+use pulsewatch_engine::engine::core::CoreSettings;
+use pulsewatch_engine::engine::state::{Snapshot, TrainState};
+use pulsewatch_engine::engine::{self, Control, EngineSettings, SourceSpec};
+use pulsewatch_engine::export::api::{self, ApiState};
+use pulsewatch_engine::export::{metrics, pushgateway};
+use pulsewatch_engine::sources::promql::{Poller, PromClient, PromSettings};
+use pulsewatch_engine::sources::replay::ReplayControl;
+use pulsewatch_engine::sources::source::{SeriesInfo, SourceEvent, SourceKind, unix_now};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn settings(source: SourceKind, forecast: bool) -> EngineSettings {
+    let cfg = Config::default();
+    EngineSettings {
+        core: CoreSettings {
+            source,
+            detector: DetectorKind::Pulse,
+            detector_cfg: cfg.detector.clone(),
+            threshold: 0.5,
+            history: 500,
+            store: None,
+        },
+        forecast: forecast.then(|| {
+            pulsewatch_core::forecast::ForecastSettings::from_config(&cfg.forecast)
+                .expect("forecast")
+        }),
+        retrain_interval: Duration::ZERO,
+        replay: ReplayControl {
+            paused: false,
+            speed: 200.0,
+        },
+    }
+}
+
+async fn wait_until<F: FnMut() -> bool>(what: &str, secs: u64, mut f: F) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn pgw_config(url: &str) -> PushgatewayConfig {
+    PushgatewayConfig {
+        url: url.to_string(),
+        timeout: pulsewatch_core::config::HumanDuration::secs(2),
+        ..PushgatewayConfig::default()
+    }
+}
+
+/// `pulsewatch_points_ingested_total` summed over our group, from the Pushgateway's JSON API.
+async fn pushed_points(url: &str) -> Option<f64> {
+    let body = reqwest::get(format!("{url}/api/v1/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let v: Value = serde_json::from_str(&body).ok()?;
+    let mut total = None;
+    for g in v["data"].as_array()? {
+        if g["labels"]["job"] != "pulsewatch" {
+            continue;
+        }
+        if let Some(fam) = g["pulsewatch_points_ingested_total"]["metrics"].as_array() {
+            total = Some(
+                fam.iter()
+                    .filter_map(|m| m["value"].as_str()?.parse::<f64>().ok())
+                    .sum(),
+            );
+        }
+    }
+    total
+}
+
+#[test]
+fn replay_keeps_scoring_while_the_pushgateway_is_down_and_resumes_when_it_is_back() {
+    let Some(root) = corpus::nab_root() else {
+        return;
+    };
+    let Some(pgw) = servers::pushgateway() else {
+        return;
+    };
+    let port = pgw.port;
+    let url = pgw.url();
+    let corpus = Corpus::load(&root).expect("corpus");
+    let series: Vec<_> = corpus.series.into_iter().take(6).collect();
+    rt().block_on(async move {
+        let eng = engine::spawn(
+            settings(SourceKind::Nab, false),
+            SourceSpec::Replay {
+                series: Arc::new(series),
+                target: "nab".into(),
+                loop_at_end: true,
+            },
+        )
+        .expect("engine");
+        let pusher = pushgateway::Pusher::new(&pgw_config(&url), "nab")
+            .expect("pusher")
+            .expect("url set");
+        assert_eq!(
+            pusher.url(),
+            format!("{url}/metrics/job/pulsewatch/source/nab")
+        );
+        let task = pushgateway::spawn(pusher, eng.subscribe());
+        let status = task.status.clone();
+
+        let mut first = 0.0;
+        let t0 = Instant::now();
+        while first <= 0.0 {
+            first = pushed_points(&url).await.unwrap_or(0.0);
+            assert!(t0.elapsed() < Duration::from_secs(20), "no push arrived");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // Kill the Pushgateway: pushes fail, scoring goes on.
+        pgw.kill();
+        wait_until("a failed push", 20, || status.borrow().failures > 0).await;
+        let down_at = eng.latest().ingested();
+        {
+            let s = status.borrow();
+            assert!(!s.ok && s.error.contains("connection failed"), "{s:?}");
+        }
+        wait_until("scoring to go on while the Pushgateway is down", 20, || {
+            eng.latest().ingested() > down_at + 500
+        })
+        .await;
+
+        // Back on the same port: the latest state is pushed without a restart of ours.
+        let pgw2 = tokio::task::spawn_blocking(move || servers::pushgateway_on(Some(port)))
+            .await
+            .expect("join")
+            .expect("pushgateway restarts");
+        let url2 = pgw2.url();
+        let t0 = Instant::now();
+        loop {
+            if let Some(n) = pushed_points(&url2).await
+                && n > down_at as f64
+            {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(40),
+                "pushing did not resume: {:?}",
+                *status.borrow()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(status.borrow().ok);
+
+        // Stopping with delete removes our group (and only our group).
+        eng.shutdown().await;
+        let deleted = task.stop(true).await;
+        assert_eq!(deleted, Some(Ok(())));
+        assert_eq!(pushed_points(&url2).await, None, "group deleted");
+        drop(pgw2);
+    });
+}
+
+#[test]
+fn promql_source_rediscovers_label_sets_and_reports_errors() {
+    let Some(pgw) = servers::pushgateway() else {
+        return;
+    };
+    let Some(prom) = servers::prometheus(Some(pgw.port), None) else {
+        return;
+    };
+    rt().block_on(async {
+        let http = reqwest::Client::new();
+        let push = |group: &'static str, v: f64| {
+            let http = http.clone();
+            let url = format!("{}/metrics/job/disc/g/{group}", pgw.url());
+            async move {
+                let r = http
+                    .put(url)
+                    .body(format!("# TYPE disc_value gauge\ndisc_value {v}\n"))
+                    .send()
+                    .await
+                    .expect("push");
+                assert!(r.status().is_success());
+            }
+        };
+        push("a", 1.0).await;
+        push("b", 2.0).await;
+        let mk = |query: &str| PromSettings {
+            url: prom.url(),
+            step: Duration::from_secs(1),
+            window: Duration::from_secs(60),
+            timeout: Duration::from_secs(5),
+            queries: vec![NamedQuery {
+                name: "disc".into(),
+                query: query.into(),
+            }],
+        };
+        let client = PromClient::new(mk("disc_value")).expect("client");
+        let mut poller = Poller::default();
+        let mut ids: Vec<String> = Vec::new();
+        let t0 = Instant::now();
+        while ids.len() < 2 {
+            assert!(t0.elapsed() < Duration::from_secs(20), "found {ids:?}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let poll = poller.poll(&client, unix_now()).await;
+            assert!(poll.errors.is_empty(), "{:?}", poll.errors);
+            for s in poll.series {
+                assert_eq!(s.info.category, "disc");
+                if !ids.contains(&s.info.id) {
+                    ids.push(s.info.id);
+                }
+            }
+        }
+        ids.sort();
+        assert_eq!(
+            ids,
+            vec![
+                r#"disc{g="a",job="disc"}"#.to_string(),
+                r#"disc{g="b",job="disc"}"#.to_string()
+            ]
+        );
+        // A new label set appears without a restart; a deleted one is reported as vanished.
+        push("c", 3.0).await;
+        let del = http
+            .delete(format!("{}/metrics/job/disc/g/a", pgw.url()))
+            .send()
+            .await
+            .expect("delete");
+        assert!(del.status().is_success());
+        let mut appeared = false;
+        let mut vanished = Vec::new();
+        let t0 = Instant::now();
+        while !appeared || vanished.is_empty() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "appeared {appeared}, vanished {vanished:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let poll = poller.poll(&client, unix_now()).await;
+            appeared |= poll.series.iter().any(|s| s.info.id.contains(r#"g="c""#));
+            vanished.extend(poll.vanished);
+        }
+        assert_eq!(vanished, vec![r#"disc{g="a",job="disc"}"#]);
+
+        // Bad PromQL: the server's error, named by query, not a crash.
+        let bad = PromClient::new(mk("rate(disc_value[1m]")).expect("client");
+        let poll = Poller::default().poll(&bad, unix_now()).await;
+        assert_eq!(poll.errors.len(), 1);
+        let e = &poll.errors[0];
+        assert!(
+            e.contains("\"disc\"") && e.contains("400") && e.contains("bad_data"),
+            "{e}"
+        );
+
+        // Not Prometheus (the Pushgateway answers 404 in plain text): a clear message.
+        let mut s = mk("disc_value");
+        s.url = pgw.url();
+        let notprom = PromClient::new(s).expect("client");
+        let poll = Poller::default().poll(&notprom, unix_now()).await;
+        assert!(
+            poll.errors[0].contains("not a Prometheus JSON answer"),
+            "{:?}",
+            poll.errors
+        );
+
+        // Through the engine: the source's status carries the message.
+        let mut s = mk("rate(disc_value[1m]");
+        s.url = prom.url();
+        let eng = engine::spawn(
+            settings(SourceKind::Prometheus, false),
+            SourceSpec::Prometheus(PromClient::new(s).expect("client")),
+        )
+        .expect("engine");
+        let mut rx = eng.subscribe();
+        let snap =
+            tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|s| s.status.is_some()))
+                .await
+                .expect("a status in time")
+                .expect("engine alive")
+                .clone();
+        let st = snap.status.as_ref().expect("status");
+        assert!(!st.healthy && st.message.contains("bad_data"), "{st:?}");
+        eng.shutdown().await;
+    });
+}
+
+fn info(id: &str) -> SeriesInfo {
+    SeriesInfo {
+        id: id.into(),
+        name: id.into(),
+        category: "test".into(),
+        source: SourceKind::Host,
+    }
+}
+
+async fn send_points(tx: &mpsc::Sender<SourceEvent>, id: &str, from: i64, n: i64) {
+    let points = (from..from + n)
+        .map(|i| Point {
+            timestamp: 1_700_000_000 + i * 60,
+            value: 10.0 + (i as f64 * 0.7).sin(),
+        })
+        .collect();
+    tx.send(SourceEvent::Points {
+        info: info(id),
+        points,
+        restart: false,
+    })
+    .await
+    .expect("engine alive");
+}
+
+#[test]
+fn json_api_and_metrics_over_http() {
+    rt().block_on(async {
+        let (tx, rx) = mpsc::channel(64);
+        let eng = engine::spawn(settings(SourceKind::Host, true), SourceSpec::Channel(rx))
+            .expect("engine");
+        send_points(&tx, "cpu_busy", 0, 400).await;
+        send_points(&tx, "memory_used", 0, 400).await;
+        let mut snaps = eng.subscribe();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            snaps.wait_for(|s| {
+                s.series.len() == 2
+                    && s.series.iter().all(|v| {
+                        v.ingested == 400
+                            && v.forecast.as_ref().is_some_and(|f| f.forecast.is_some())
+                    })
+            }),
+        )
+        .await
+        .expect("scored and forecast in time")
+        .expect("engine alive");
+
+        let state = ApiState {
+            snapshots: eng.subscribe(),
+            controller: eng.controller(),
+            token: Some(Arc::from("s3cret")),
+            push: None,
+        };
+        let (addr, server) = api::serve(
+            "127.0.0.1:0".parse().expect("addr"),
+            state,
+            std::future::pending(),
+        )
+        .await
+        .expect("serve");
+        let base = format!("http://{addr}");
+        let http = reqwest::Client::new();
+        let get = |path: &str| {
+            let http = http.clone();
+            let url = format!("{base}{path}");
+            async move {
+                let r = http.get(url).send().await.expect("GET");
+                let code = r.status().as_u16();
+                let body = r.text().await.expect("body");
+                (code, body)
+            }
+        };
+        let json = |s: &str| -> Value { serde_json::from_str(s).expect("JSON body") };
+
+        let (code, body) = get("/api/v1/series").await;
+        assert_eq!(code, 200);
+        let v = json(&body);
+        let list = v["series"].as_array().expect("series");
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["id"], "cpu_busy");
+        assert_eq!(list[0]["ingested"], 400);
+        assert!(list[0]["last"]["score"].is_number());
+        assert!(list[0]["forecast"]["upper"].is_number(), "{}", list[0]);
+
+        let (code, body) = get("/api/v1/points?series=cpu_busy&limit=5").await;
+        assert_eq!(code, 200);
+        let pts = json(&body)["points"].as_array().cloned().expect("points");
+        assert_eq!(pts.len(), 5);
+        assert_eq!(pts[4]["timestamp"], 1_700_000_000 + 399 * 60);
+
+        let (code, body) = get("/api/v1/forecast?series=memory_used").await;
+        assert_eq!(code, 200);
+        let f = json(&body);
+        let n = f["forecast"]["point"].as_array().map(Vec::len).unwrap_or(0);
+        assert!(n > 0, "{f}");
+        assert_eq!(f["forecast"]["lower"].as_array().map(Vec::len), Some(n));
+
+        let (code, body) = get("/api/v1/points?series=nope").await;
+        assert_eq!(code, 404);
+        assert!(json(&body)["error"].as_str().expect("error").contains("nope"));
+        let (code, _) = get("/api/v1/points").await;
+        assert_eq!(code, 400);
+        let (code, _) = get("/api/v2/anything").await;
+        assert_eq!(code, 404);
+
+        let (code, body) = get("/api/v1/status").await;
+        assert_eq!(code, 200);
+        assert_eq!(json(&body)["series"], 2);
+
+        let (code, body) = get("/metrics").await;
+        assert_eq!(code, 200);
+        assert!(body.contains(
+            r#"pulsewatch_points_ingested_total{category="test",series="cpu_busy",source="host"} 400"#
+        ));
+        if let Some((ok, msg)) = servers::promtool_check_metrics(&body) {
+            assert!(ok, "promtool: {msg}");
+        }
+
+        // POSTs need the token.
+        let post = |path: &str, body: &str, token: Option<&str>| {
+            let mut rb = http.post(format!("{base}{path}")).body(body.to_string());
+            if let Some(t) = token {
+                rb = rb.bearer_auth(t);
+            }
+            async move {
+                let r = rb.send().await.expect("POST");
+                (r.status().as_u16(), r.text().await.expect("body"))
+            }
+        };
+        let (code, _) = post("/api/v1/retrain", "", None).await;
+        assert_eq!(code, 401);
+        let (code, _) = post("/api/v1/retrain", "", Some("wrong")).await;
+        assert_eq!(code, 401);
+        let (code, body) = post("/api/v1/retrain", "{\"series\":\"nope\"}", Some("s3cret")).await;
+        assert_eq!(code, 404, "{body}");
+        let (code, body) = post("/api/v1/retrain", "{\"serie\":1}", Some("s3cret")).await;
+        assert_eq!(code, 400, "{body}");
+        let (code, body) =
+            post("/api/v1/retrain", "{\"series\":\"cpu_busy\"}", Some("s3cret")).await;
+        assert_eq!(code, 202, "{body}");
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            snaps.wait_for(|s| {
+                s.get("cpu_busy")
+                    .is_some_and(|v| matches!(v.training, Some(TrainState::Finished { .. })))
+            }),
+        )
+        .await
+        .expect("retrain finished")
+        .expect("engine alive");
+
+        // A spike through the API lands on the next point, marked and flagged.
+        let (code, body) = post(
+            "/api/v1/spike",
+            "{\"series\":\"cpu_busy\",\"magnitude\":12}",
+            Some("s3cret"),
+        )
+        .await;
+        assert_eq!(code, 202, "{body}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        send_points(&tx, "cpu_busy", 400, 1).await;
+        let snap: Arc<Snapshot> = tokio::time::timeout(
+            Duration::from_secs(10),
+            snaps.wait_for(|s| s.get("cpu_busy").is_some_and(|v| v.ingested == 401)),
+        )
+        .await
+        .expect("point scored")
+        .expect("engine alive")
+        .clone();
+        let last = *snap.get("cpu_busy").and_then(|v| v.last()).expect("last");
+        assert!(last.injected && last.anomaly, "{last:?}");
+        eng.send(Control::Pause);
+        server.abort();
+        eng.shutdown().await;
+    });
+}
+
+#[test]
+fn metrics_with_promql_series_names_pass_promtool() {
+    // Series ids with quotes, braces and slashes, as the PromQL source makes them.
+    rt().block_on(async {
+        let (tx, rx) = mpsc::channel(8);
+        let eng = engine::spawn(
+            settings(SourceKind::Prometheus, false),
+            SourceSpec::Channel(rx),
+        )
+        .expect("engine");
+        for id in [
+            r#"cpu_busy{instance="10.0.0.1:9100"}"#,
+            r#"disk{path="/var/lib",instance="a\"b"}"#,
+        ] {
+            send_points(&tx, id, 0, 20).await;
+        }
+        let mut snaps = eng.subscribe();
+        let snap = tokio::time::timeout(
+            Duration::from_secs(10),
+            snaps.wait_for(|s| s.series.len() == 2),
+        )
+        .await
+        .expect("in time")
+        .expect("alive")
+        .clone();
+        let text = metrics::render(&snap).expect("render");
+        assert!(
+            text.contains(r#"series="disk{path=\"/var/lib\",instance=\"a\\\"b\"}""#),
+            "{text}"
+        );
+        if let Some((ok, msg)) = servers::promtool_check_metrics(&text) {
+            assert!(ok, "promtool: {msg}\n{text}");
+        }
+        eng.shutdown().await;
+    });
+}

@@ -1,0 +1,754 @@
+//! Forecasting (issue #4): regularisation, bad input, intervals, accuracy, period snapping,
+//! metrics, Prophet, the service and the `forecast` command on the real corpus.
+//! One test binary on purpose: every binary links the whole wasmtime stack.
+
+use crate::support::corpus;
+
+use std::f64::consts::PI;
+use std::time::Duration;
+
+use pulsewatch_core::config::{Config, ForecastConfig, HumanDuration};
+use pulsewatch_core::forecast::metrics::{accuracy, holdout, naive_mae};
+use pulsewatch_core::forecast::model::{Forecast, MIN_POINTS, forecast};
+use pulsewatch_core::forecast::season::{
+    PeriodName, auto_periods, calendar_period, snap, usable_period, usable_periods,
+};
+use pulsewatch_core::forecast::{
+    ForecastError, ForecastSettings, ModelKind, SeasonChoice, regularise,
+};
+
+const T0: i64 = 1_400_000_400; // 2014-05-13 16:20:00 UTC, a multiple of 300 s
+
+/// Deterministic noise in [-1, 1] (no RNG dependency).
+fn noise(i: usize) -> f64 {
+    let x = (i as f64 * 12.9898 + 78.233).sin() * 43_758.545_3;
+    2.0 * (x - x.floor()) - 1.0
+}
+
+/// `n` points every `step` seconds: level + daily sine (+ weekly) + noise.
+fn synthetic(
+    n: usize,
+    step: i64,
+    daily_amp: f64,
+    weekly_amp: f64,
+    noise_amp: f64,
+) -> (Vec<i64>, Vec<f64>) {
+    let ts: Vec<i64> = (0..n as i64).map(|i| T0 + i * step).collect();
+    let vs = ts
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| {
+            let day = 2.0 * PI * (t % 86_400) as f64 / 86_400.0;
+            let week = 2.0 * PI * (t % 604_800) as f64 / 604_800.0;
+            50.0 + daily_amp * day.sin() + weekly_amp * week.cos() + noise_amp * noise(i)
+        })
+        .collect();
+    (ts, vs)
+}
+
+fn settings() -> ForecastSettings {
+    ForecastSettings::default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regularisation
+
+#[test]
+fn regularise_averages_duplicates_and_sorts_backwards_steps() {
+    // 0, 300, 600 (twice), 900, then a step back to 300, then 1200.
+    let ts = [0, 300, 600, 600, 900, 300, 1200].map(|t| T0 + t);
+    let vs = [1.0, 2.0, 3.0, 5.0, 6.0, 4.0, 7.0];
+    let r = regularise(&ts, &vs).expect("regularises");
+    assert_eq!(r.step, 300);
+    assert_eq!(
+        r.timestamps(),
+        (0..5).map(|i| T0 + 300 * i).collect::<Vec<_>>()
+    );
+    assert_eq!(r.values, vec![1.0, 3.0, 4.0, 6.0, 7.0]);
+    assert!(r.observed.iter().all(|&o| o));
+    assert_eq!(r.stats.out_of_order, 1);
+    assert_eq!(r.stats.merged_points, 2);
+    assert_eq!(r.stats.raw_points, 7);
+}
+
+#[test]
+fn regularise_grid_is_anchored_at_the_last_point_and_snaps_jitter() {
+    // 5-minute data whose phase shifts by 4 minutes half-way (NAB's DST files do this), plus jitter.
+    let mut ts: Vec<i64> = (0..10).map(|i| T0 + 300 * i).collect();
+    ts.extend((10..20).map(|i| T0 + 300 * i + 240));
+    ts[3] += 20;
+    let vs: Vec<f64> = (0..20).map(f64::from).collect();
+    let r = regularise(&ts, &vs).expect("regularises");
+    assert_eq!(r.step, 300);
+    assert_eq!(
+        r.last_timestamp(),
+        T0 + 300 * 19 + 240,
+        "newest point is on the grid"
+    );
+    for w in r.timestamps().windows(2) {
+        assert_eq!(w[1] - w[0], 300);
+    }
+    assert_eq!(
+        r.future_timestamps(2),
+        vec![T0 + 300 * 20 + 240, T0 + 300 * 21 + 240]
+    );
+    assert!(r.values.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn regularise_fills_short_gaps_linearly_and_long_gaps_seasonally() {
+    // Hourly data over 6 days with a strong daily cycle.
+    let step = 3600;
+    let (mut ts, mut vs) = synthetic(6 * 24, step, 10.0, 0.0, 0.0);
+    // A short gap: drop 1 point (slot 30). A long gap: drop 8 points (slots 100..108).
+    let keep = |i: usize| i != 30 && !(100..108).contains(&i);
+    let full = vs.clone();
+    let idx: Vec<usize> = (0..ts.len()).filter(|&i| keep(i)).collect();
+    ts = idx.iter().map(|&i| ts[i]).collect();
+    vs = idx.iter().map(|&i| vs[i]).collect();
+    let r = regularise(&ts, &vs).expect("regularises");
+    assert_eq!(r.len(), 6 * 24);
+    assert_eq!(r.step, step);
+    assert!(!r.observed[30] && !r.observed[100] && !r.observed[107]);
+    assert_eq!(r.observed_count(), 6 * 24 - 9);
+    assert_eq!(r.stats.filled_linear, 1);
+    assert_eq!(r.stats.filled_seasonal, 8);
+    let lin = (full[29] + full[31]) / 2.0;
+    assert!(
+        (r.values[30] - lin).abs() < 1e-9,
+        "linear fill {} vs {lin}",
+        r.values[30]
+    );
+    // The seasonal fill follows the daily cycle: much closer to the truth than a straight line.
+    let (mut err_seasonal, mut err_line) = (0.0, 0.0);
+    for k in 0..8 {
+        let i = 100 + k;
+        let line = full[99] + (full[108] - full[99]) * (k + 1) as f64 / 9.0;
+        err_seasonal += (r.values[i] - full[i]).abs();
+        err_line += (line - full[i]).abs();
+    }
+    assert!(
+        err_seasonal < 0.25 * err_line,
+        "seasonal fill error {err_seasonal:.2} vs straight line {err_line:.2}"
+    );
+}
+
+#[test]
+fn regularise_handles_irregular_hourly_data_with_gaps() {
+    // Like realAdExchange: hourly with a few 2- and 20-hour gaps and a repeated timestamp.
+    let mut ts = Vec::new();
+    let mut t = T0;
+    for i in 0..300 {
+        ts.push(t);
+        t += match i {
+            50 => 2 * 3600,
+            120 => 21 * 3600,
+            _ => 3600,
+        };
+    }
+    ts.insert(10, ts[10]);
+    let vs: Vec<f64> = (0..ts.len()).map(|i| (i % 24) as f64).collect();
+    let r = regularise(&ts, &vs).expect("regularises");
+    assert_eq!(r.step, 3600);
+    assert_eq!(r.len(), 300 + 1 + 20);
+    assert_eq!(r.stats.merged_points, 1);
+    assert_eq!(r.stats.filled_linear + r.stats.filled_seasonal, 21);
+    assert!(r.values.iter().all(|v| v.is_finite()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad, short and constant input
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let e = regularise(&[T0, T0 + 300], &[1.0]).expect_err("length mismatch");
+    assert!(
+        matches!(e, ForecastError::Input(_)) && e.to_string().contains("2 timestamps but 1 values"),
+        "{e}"
+    );
+    let e = regularise(&[], &[]).expect_err("empty");
+    assert!(e.to_string().contains("no points"), "{e}");
+    let e = regularise(&[T0, T0 + 300], &[1.0, f64::NAN]).expect_err("NaN");
+    assert!(e.to_string().contains("not finite"), "{e}");
+    let e = regularise(&[T0], &[1.0]).expect_err("one point");
+    assert!(matches!(e, ForecastError::TooShort(_)), "{e}");
+    let e = regularise(&[T0, T0, T0], &[1.0, 2.0, 3.0]).expect_err("one timestamp");
+    assert!(e.to_string().contains("distinct timestamps"), "{e}");
+}
+
+#[test]
+fn short_series_is_an_error_for_every_model() {
+    let (ts, vs) = synthetic(MIN_POINTS - 1, 300, 1.0, 0.0, 0.5);
+    let r = regularise(&ts, &vs).expect("regularises");
+    for m in ModelKind::ALL {
+        let e = forecast(&r, &settings(), m, 12).expect_err("too short");
+        assert!(matches!(e, ForecastError::TooShort(_)), "{m}: {e}");
+        assert!(
+            e.to_string().contains(&format!("at least {MIN_POINTS}")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn constant_series_gives_a_flat_forecast_with_a_zero_width_band() {
+    let ts: Vec<i64> = (0..500).map(|i| T0 + 300 * i).collect();
+    let vs = vec![42.5; 500];
+    let r = regularise(&ts, &vs).expect("regularises");
+    for m in [ModelKind::Mstl, ModelKind::Ets, ModelKind::Prophet] {
+        let f = forecast(&r, &settings(), m, 24).expect("constant forecast");
+        assert_eq!(f.len(), 24);
+        assert!(f.point.iter().all(|&p| p == 42.5));
+        assert_eq!(f.lower, f.point);
+        assert_eq!(f.upper, f.point);
+        assert!(f.note.as_deref().unwrap_or("").contains("constant"), "{m}");
+    }
+}
+
+#[test]
+fn short_history_without_a_full_day_falls_back_to_plain_ets() {
+    // 100 five-minute points: not two days, so no seasonal period is usable.
+    let (ts, vs) = synthetic(100, 300, 5.0, 0.0, 1.0);
+    let r = regularise(&ts, &vs).expect("regularises");
+    let f = forecast(&r, &settings(), ModelKind::Mstl, 12).expect("falls back");
+    assert!(f.periods.is_empty());
+    assert!(f.detail.starts_with("ETS("), "{}", f.detail);
+    assert!(
+        f.note
+            .as_deref()
+            .unwrap_or("")
+            .contains("no usable seasonal period")
+    );
+}
+
+#[test]
+fn config_validation_names_the_key() {
+    let check = |edit: &dyn Fn(&mut ForecastConfig), key: &str| {
+        let mut c = ForecastConfig::default();
+        edit(&mut c);
+        let e = ForecastSettings::from_config(&c).expect_err(key);
+        assert!(e.to_string().contains(key), "{key}: {e}");
+    };
+    check(&|c| c.interval_width = 1.0, "forecast.interval_width");
+    check(&|c| c.interval_width = 0.0, "forecast.interval_width");
+    check(&|c| c.interval_width = f64::NAN, "forecast.interval_width");
+    check(&|c| c.horizon = HumanDuration::secs(0), "forecast.horizon");
+    check(
+        &|c| c.prophet.changepoint_prior_scale = -1.0,
+        "forecast.prophet.changepoint_prior_scale",
+    );
+    check(
+        &|c| c.prophet.seasonalities = vec!["hourly".into()],
+        "forecast.prophet.seasonalities",
+    );
+    check(
+        &|c| c.mstl.periods = vec!["auto".into(), "daily".into()],
+        "forecast.mstl.periods",
+    );
+    check(&|c| c.mstl.periods = vec![], "forecast.mstl.periods");
+    // Names are typed: a bad one fails while the file is read, naming the line and the key.
+    for (toml, key, bad) in [
+        (
+            "[forecast]\nmodel = \"arima\"\n",
+            "line 2: [forecast] model",
+            "\"arima\"",
+        ),
+        (
+            "[forecast.prophet]\nseasonality_mode = \"multiplicate\"\n",
+            "line 2: [forecast.prophet] seasonality_mode",
+            "\"multiplicate\"",
+        ),
+        (
+            "[forecast.prophet]\noptimizer = \"cmdstan\"\n",
+            "line 2: [forecast.prophet] optimizer",
+            "\"cmdstan\"",
+        ),
+    ] {
+        let e = pulsewatch_core::config::Config::from_toml(toml, std::path::Path::new("c.toml"))
+            .expect_err(key)
+            .to_string();
+        assert!(e.contains(key) && e.contains(bad), "{key}: {e}");
+    }
+    let ok = ForecastSettings::from_config(&ForecastConfig::default()).expect("defaults are valid");
+    assert_eq!(ok, ForecastSettings::default());
+    let mut c = ForecastConfig {
+        model: "Prophet".parse().expect("names ignore case"),
+        ..Default::default()
+    };
+    c.mstl.periods = vec!["weekly".into(), "Daily".into()];
+    let s = ForecastSettings::from_config(&c).expect("valid");
+    assert_eq!(
+        s.mstl_periods,
+        SeasonChoice::Fixed(vec![PeriodName::Daily, PeriodName::Weekly])
+    );
+    assert_eq!(s.model, ModelKind::Prophet);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Intervals and accuracy
+
+#[test]
+fn intervals_are_ordered_positive_and_non_shrinking() {
+    let (ts, vs) = synthetic(4 * 288, 300, 10.0, 0.0, 2.0);
+    let r = regularise(&ts, &vs).expect("regularises");
+    for m in [ModelKind::Mstl, ModelKind::Ets] {
+        let f = forecast(&r, &settings(), m, 288).expect("forecast");
+        assert_eq!(f.len(), 288);
+        assert_eq!(f.timestamps[0], r.last_timestamp() + 300);
+        for i in 0..f.len() {
+            assert!(
+                f.lower[i] <= f.point[i] && f.point[i] <= f.upper[i],
+                "{m} step {i}"
+            );
+            assert!(
+                f.upper[i] - f.lower[i] > 0.0,
+                "{m} step {i}: zero width on a noisy series"
+            );
+        }
+        for i in 1..f.len() {
+            let (w0, w1) = (f.upper[i - 1] - f.lower[i - 1], f.upper[i] - f.lower[i]);
+            assert!(
+                w1 >= w0 - 1e-9 * w0.abs(),
+                "{m}: width shrinks at step {i}: {w0} -> {w1}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mstl_forecasts_a_seasonal_series_far_better_than_naive() {
+    // Three weeks of 5-minute data with daily and weekly cycles; forecast the next day.
+    let n = 21 * 288;
+    let (ts, vs) = synthetic(n + 288, 300, 10.0, 4.0, 0.5);
+    let train = regularise(&ts[..n], &vs[..n]).expect("regularises");
+    let f = forecast(&train, &settings(), ModelKind::Mstl, 288).expect("forecast");
+    let periods: Vec<usize> = f.periods.iter().map(|p| p.steps).collect();
+    assert!(
+        periods.contains(&288),
+        "daily period detected: {periods:?} ({})",
+        f.detail
+    );
+    let truth = &vs[n..];
+    let mae = f
+        .point
+        .iter()
+        .zip(truth)
+        .map(|(p, a)| (p - a).abs())
+        .sum::<f64>()
+        / 288.0;
+    let last = vs[n - 1];
+    let naive = truth.iter().map(|a| (last - a).abs()).sum::<f64>() / 288.0;
+    assert!(
+        mae < 0.15 * naive,
+        "mstl MAE {mae:.3} vs naive {naive:.3} ({})",
+        f.detail
+    );
+    let covered = (0..288)
+        .filter(|&i| f.lower[i] <= truth[i] && truth[i] <= f.upper[i])
+        .count();
+    assert!(covered >= 250, "95 % interval covers {covered}/288");
+}
+
+#[test]
+fn holdout_metrics_on_a_hand_made_example() {
+    let fc = Forecast {
+        model: ModelKind::Ets,
+        detail: "test".into(),
+        step: 60,
+        level: 0.9,
+        timestamps: vec![60, 120, 180, 240],
+        point: vec![10.0, 10.0, 10.0, 0.0],
+        lower: vec![9.0, 9.0, 9.0, -1.0],
+        upper: vec![11.0, 11.0, 11.0, 1.0],
+        periods: vec![],
+        history: 10,
+        fit_time: Duration::ZERO,
+        note: None,
+    };
+    // Errors 1 (inside the band edge), 4 (outside), skipped, 0 with actual 0.
+    let actual = [Some(11.0), Some(6.0), None, Some(0.0)];
+    let a = accuracy(&fc, &actual, 2.0);
+    assert_eq!(a.n, 3);
+    assert!((a.mae - 5.0 / 3.0).abs() < 1e-12);
+    assert!((a.mase.expect("scale > 0") - 5.0 / 6.0).abs() < 1e-12);
+    let smape = (200.0 * 1.0 / 21.0 + 200.0 * 4.0 / 16.0 + 0.0) / 3.0;
+    assert!((a.smape - smape).abs() < 1e-9, "{} vs {smape}", a.smape);
+    assert!((a.coverage - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(accuracy(&fc, &actual, 0.0).mase, None);
+
+    // The one-step naive scale skips filled slots: 1,3,[gap],10,11 -> pairs (1,3) and (10,11).
+    let r = regularise(&[0, 60, 180, 240], &[1.0, 3.0, 10.0, 11.0]).expect("regularises");
+    assert_eq!(r.observed, vec![true, true, false, true, true]);
+    assert!((naive_mae(&r) - 1.5).abs() < 1e-12, "{}", naive_mae(&r));
+}
+
+#[test]
+fn holdout_splits_by_time_and_scores_the_tail() {
+    // Five days of hourly data; hold out the last day.
+    let (ts, vs) = synthetic(5 * 24, 3600, 10.0, 0.0, 0.3);
+    let h = holdout(&ts, &vs, &settings(), ModelKind::Mstl).expect("holdout");
+    assert_eq!(h.forecast.len(), 24);
+    assert_eq!(h.forecast.history, 4 * 24);
+    assert_eq!(h.forecast.timestamps[0], ts[4 * 24]);
+    assert_eq!(h.actual.len(), 24);
+    assert_eq!(h.actual[0], Some(vs[4 * 24]));
+    assert_eq!(h.accuracy.n, 24);
+    assert_eq!(h.unmatched, 0);
+    let mase = h.accuracy.mase.expect("defined");
+    assert!(mase < 1.0, "seasonal series: MASE {mase}");
+    // A series shorter than the horizon cannot be held out.
+    let e = holdout(&ts[..20], &vs[..20], &settings(), ModelKind::Mstl).expect_err("too short");
+    assert!(matches!(e, ForecastError::TooShort(_)), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seasonal periods
+
+#[test]
+fn periods_snap_to_the_sampling_interval() {
+    assert_eq!(calendar_period(PeriodName::Daily, 300), Some(288));
+    assert_eq!(calendar_period(PeriodName::Weekly, 300), Some(2016));
+    assert_eq!(calendar_period(PeriodName::Daily, 1800), Some(48));
+    assert_eq!(calendar_period(PeriodName::Weekly, 1800), Some(336));
+    assert_eq!(calendar_period(PeriodName::Daily, 3600), Some(24));
+    assert_eq!(calendar_period(PeriodName::Daily, 2 * 86_400), None);
+    // The periodogram quantises 288 to 256 (and a week to 2048): both snap.
+    assert_eq!(snap(256 * 300), Some(PeriodName::Daily));
+    assert_eq!(snap(2048 * 300), Some(PeriodName::Weekly));
+    assert_eq!(snap(23 * 3600), Some(PeriodName::Daily));
+    assert_eq!(snap(12 * 3600), None);
+    // Weekly only with at least two weeks of history.
+    assert!(usable_period(PeriodName::Weekly, 300, 2 * 2016 - 1).is_none());
+    assert_eq!(
+        usable_period(PeriodName::Weekly, 300, 2 * 2016).map(|p| p.steps),
+        Some(2016)
+    );
+    assert_eq!(
+        usable_period(PeriodName::Weekly, 1800, 2 * 336).map(|p| p.steps),
+        Some(336)
+    );
+    assert!(usable_period(PeriodName::Daily, 300, 575).is_none());
+    assert_eq!(
+        usable_periods(1800, 14 * 48)
+            .iter()
+            .map(|p| p.steps)
+            .collect::<Vec<_>>(),
+        vec![48, 336]
+    );
+    assert_eq!(
+        usable_periods(300, 13 * 288)
+            .iter()
+            .map(|p| p.steps)
+            .collect::<Vec<_>>(),
+        vec![288]
+    );
+}
+
+#[test]
+fn auto_periods_find_daily_and_weekly_cycles() {
+    // 30-minute data, 5 weeks, strong weekly cycle: daily and weekly.
+    let (_, vs) = synthetic(35 * 48, 1800, 5.0, 20.0, 1.0);
+    let p: Vec<usize> = auto_periods(&vs, 1800).iter().map(|p| p.steps).collect();
+    assert_eq!(p, vec![48, 336]);
+    // Three weeks: weekly is usable (>= 2 weeks) but auto wants four weeks of history.
+    let (_, vs) = synthetic(21 * 48, 1800, 5.0, 20.0, 1.0);
+    assert!(usable_period(PeriodName::Weekly, 1800, vs.len()).is_some());
+    let p: Vec<usize> = auto_periods(&vs, 1800).iter().map(|p| p.steps).collect();
+    assert_eq!(p, vec![48]);
+    // Five weeks without a weekly cycle: daily only.
+    let (_, vs) = synthetic(35 * 48, 1800, 5.0, 0.0, 1.0);
+    let p: Vec<usize> = auto_periods(&vs, 1800).iter().map(|p| p.steps).collect();
+    assert_eq!(p, vec![48]);
+    // 13 days of 5-minute data: too short for weekly.
+    let (_, vs) = synthetic(13 * 288, 300, 5.0, 20.0, 1.0);
+    let p: Vec<usize> = auto_periods(&vs, 300).iter().map(|p| p.steps).collect();
+    assert_eq!(p, vec![288]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prophet (one short fit)
+
+#[test]
+fn prophet_fits_a_short_synthetic_series() {
+    // Ten days of hourly data with a daily cycle.
+    let (ts, vs) = synthetic(10 * 24, 3600, 10.0, 0.0, 0.5);
+    let r = regularise(&ts, &vs).expect("regularises");
+    let f = forecast(&r, &settings(), ModelKind::Prophet, 24).expect("prophet fits");
+    assert_eq!(f.len(), 24);
+    assert_eq!(f.timestamps[0], ts[ts.len() - 1] + 3600);
+    assert!(f.detail.contains("daily"), "{}", f.detail);
+    let truth: Vec<f64> = (0..24)
+        .map(|k| {
+            let t = ts[ts.len() - 1] + 3600 * (k + 1);
+            50.0 + 10.0 * (2.0 * PI * (t % 86_400) as f64 / 86_400.0).sin()
+        })
+        .collect();
+    let mae = f
+        .point
+        .iter()
+        .zip(&truth)
+        .map(|(p, a)| (p - a).abs())
+        .sum::<f64>()
+        / 24.0;
+    assert!(mae < 1.5, "prophet MAE {mae}");
+    for i in 0..24 {
+        assert!(f.lower[i] <= f.point[i] && f.point[i] <= f.upper[i]);
+        assert!(f.upper[i] > f.lower[i]);
+    }
+}
+
+#[test]
+fn native_prophet_optimizer_matches_the_stan_optimizer() {
+    use std::sync::{Arc, Mutex};
+
+    use augurs::prophet::optimizer::{
+        Data, Error, InitialParams, OptimizeOpts, OptimizedParams, Optimizer,
+    };
+    use augurs::prophet::wasmstan::WasmstanOptimizer;
+    use augurs::prophet::{OptProphetOptions, Prophet, TrainingData};
+    use pulsewatch_core::forecast::prophet_native::{NativeOptimizer, objective};
+
+    type Record = Arc<Mutex<Option<(f64, f64, f64, f64)>>>;
+    /// Runs both optimizers on the same problem; records both objectives and trend rates.
+    #[derive(Debug)]
+    struct Both(WasmstanOptimizer, Record);
+    impl Optimizer for Both {
+        fn optimize(
+            &self,
+            init: &InitialParams,
+            data: &Data,
+            opts: &OptimizeOpts,
+        ) -> Result<OptimizedParams, Error> {
+            let stan = self.0.optimize(init, data, opts)?;
+            let native = NativeOptimizer::default().optimize(init, data, opts)?;
+            let j = opts.jacobian.unwrap_or(false);
+            if let Ok(mut slot) = self.1.lock() {
+                *slot = Some((
+                    objective(data, &stan, j),
+                    objective(data, &native, j),
+                    f64::from(stan.sigma_obs),
+                    f64::from(native.sigma_obs),
+                ));
+            }
+            Ok(native)
+        }
+    }
+
+    let (ts, vs) = synthetic(10 * 24, 3600, 10.0, 0.0, 0.5);
+    let record: Record = Arc::new(Mutex::new(None));
+    let both = Both(WasmstanOptimizer::new(), record.clone());
+    let mut p = Prophet::new(OptProphetOptions::default().into(), both);
+    p.fit(TrainingData::new(ts, vs).expect("data"), Default::default())
+        .expect("fits");
+    let got = *record.lock().expect("lock");
+    let (stan, native, s_stan, s_native) = got.expect("both optimizers ran");
+    assert!(
+        native <= stan + 1e-6 * stan.abs().max(1.0),
+        "native objective {native} vs Stan's {stan}"
+    );
+    assert!(
+        (s_native / s_stan - 1.0).abs() < 0.01,
+        "sigma {s_native} vs {s_stan}"
+    );
+
+    // Through the model: the native optimizer gives the same forecast.
+    let (ts, vs) = synthetic(10 * 24, 3600, 10.0, 0.0, 0.5);
+    let r = regularise(&ts, &vs).expect("regularises");
+    let mut cfg = ForecastConfig::default();
+    cfg.prophet.optimizer = pulsewatch_core::forecast::ProphetOptimizer::Native;
+    let native = ForecastSettings::from_config(&cfg).expect("valid");
+    let a = forecast(&r, &settings(), ModelKind::Prophet, 24).expect("wasmstan");
+    let b = forecast(&r, &native, ModelKind::Prophet, 24).expect("native");
+    assert!(b.detail.contains("native"), "{}", b.detail);
+    for i in 0..24 {
+        assert!(
+            (a.point[i] - b.point[i]).abs() < 0.05,
+            "step {i}: {} vs {}",
+            a.point[i],
+            b.point[i]
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_publishes_a_forecast_after_update_history() {
+    use pulsewatch_core::detect::Point;
+    use pulsewatch_engine::forecast_service::{ForecastService, wait_for};
+
+    let cfg = ForecastConfig {
+        horizon: HumanDuration::secs(6 * 3600),
+        refresh: HumanDuration::secs(3600), // only the first fit and on-demand ones here
+        ..Default::default()
+    };
+    assert!(
+        std::thread::spawn(|| ForecastService::spawn(&ForecastConfig::default()).is_err())
+            .join()
+            .expect("thread"),
+        "outside a runtime: an error, not a panic"
+    );
+    let (handle, mut rx) = ForecastService::spawn(&cfg).expect("spawns");
+    assert_eq!(rx.borrow().series.len(), 0);
+
+    let (ts, vs) = synthetic(3 * 288, 300, 10.0, 0.0, 0.5);
+    let points: Vec<Point> = ts
+        .iter()
+        .zip(&vs)
+        .map(|(&timestamp, &value)| Point { timestamp, value })
+        .collect();
+    let key = "synthetic/a.csv";
+    assert!(handle.update_history(key, points[..800].to_vec()));
+    let snap = wait_for(&mut rx, Duration::from_secs(60), |s| {
+        s.get(key).is_some_and(|f| f.forecast.is_some())
+    })
+    .await
+    .expect("a snapshot with a forecast");
+    let s = snap.get(key).expect("series");
+    let f = s.forecast.as_ref().expect("forecast");
+    assert_eq!(f.model, ModelKind::Mstl);
+    assert_eq!(f.len(), 72);
+    assert_eq!(s.history_points, 800);
+    assert_eq!(s.replay_time, Some(ts[799]));
+    let next = s.next.expect("one-step expectation");
+    assert_eq!(next.timestamp, ts[800]);
+    assert!(next.lower <= next.point && next.point <= next.upper);
+    assert!(
+        (next.point - vs[800]).abs() < 5.0,
+        "{next:?} vs {}",
+        vs[800]
+    );
+    assert_eq!(s.current, None, "no forecast step at the fit origin");
+
+    // Replay advances: expectations move without a refit.
+    let fits = s.fits;
+    handle.update_history(key, points[800..810].to_vec());
+    let snap = wait_for(&mut rx, Duration::from_secs(10), |s| {
+        s.get(key).is_some_and(|f| f.history_points == 810)
+    })
+    .await
+    .expect("history update published");
+    let s = snap.get(key).expect("series");
+    assert_eq!(s.fits, fits);
+    assert_eq!(s.current.map(|e| e.timestamp), Some(ts[809]));
+    assert_eq!(s.next.map(|e| e.timestamp), Some(ts[810]));
+
+    // On-demand refresh refits on the new history.
+    handle.refresh(key);
+    let snap = wait_for(&mut rx, Duration::from_secs(60), |s| {
+        s.get(key).is_some_and(|f| f.fits > fits && !f.pending)
+    })
+    .await
+    .expect("refit published");
+    let s = snap.get(key).expect("series");
+    let f = s.forecast.as_ref().expect("forecast");
+    assert_eq!(f.history, 810);
+    assert_eq!(s.next.map(|e| e.timestamp), Some(ts[809] + 300));
+    assert!(s.error.is_none());
+
+    // A series that cannot be fitted reports its error and keeps running.
+    handle.update_history(
+        "bad",
+        (0..20)
+            .map(|i| Point {
+                timestamp: T0,
+                value: f64::from(i),
+            })
+            .collect(),
+    );
+    let snap = wait_for(&mut rx, Duration::from_secs(30), |s| {
+        s.get("bad").is_some_and(|f| f.error.is_some())
+    })
+    .await
+    .expect("error published");
+    assert!(
+        snap.get("bad")
+            .and_then(|s| s.error.clone())
+            .unwrap_or_default()
+            .contains("distinct timestamps")
+    );
+    assert!(handle.shutdown());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command on the real corpus
+
+#[test]
+fn cli_forecast_holdout_json_on_nyc_taxi() {
+    use clap::Parser;
+    use pulsewatch::cli::forecast::{ForecastArgs, output};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ForecastArgs,
+    }
+
+    let Some(root) = corpus::nab_root() else {
+        return;
+    };
+    let cli = Cli::try_parse_from([
+        "forecast",
+        "--series",
+        "realKnownCause/nyc_taxi.csv",
+        "--holdout",
+        "--json",
+        "--model",
+        "mstl",
+        "--data",
+        root.to_str().expect("utf-8 path"),
+    ])
+    .expect("arguments parse");
+    let text = output(&cli.args, &Config::default()).expect("forecast runs");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(v["series"], "realKnownCause/nyc_taxi.csv");
+    let f = &v["forecast"];
+    assert_eq!(f["model"], "mstl");
+    assert_eq!(f["step"], 1800);
+    assert_eq!(f["point"].as_array().map(Vec::len), Some(48));
+    let periods: Vec<u64> = f["periods"]
+        .as_array()
+        .expect("periods")
+        .iter()
+        .filter_map(|p| p["steps"].as_u64())
+        .collect();
+    assert!(periods.contains(&48), "{periods:?}");
+    // The held-out day starts right after the training grid: 2015-01-31 00:00:00.
+    assert_eq!(f["timestamps"][0], 1_422_662_400);
+    let a = &v["accuracy"];
+    assert_eq!(a["n"], 48);
+    let mase = a["mase"].as_f64().expect("mase");
+    assert!(mase > 0.0 && mase < 5.0, "MASE {mase}");
+    let cov = a["coverage"].as_f64().expect("coverage");
+    assert!(cov >= 0.8, "coverage {cov}");
+
+    // Bad arguments give clear errors.
+    let cli = Cli::try_parse_from([
+        "forecast",
+        "--series",
+        "nope/missing.csv",
+        "--data",
+        root.to_str().unwrap_or("."),
+    ])
+    .expect("parses");
+    let e = output(&cli.args, &Config::default()).expect_err("missing series");
+    assert!(
+        e.to_string().contains("no series \"nope/missing.csv\""),
+        "{e}"
+    );
+    let cli = Cli::try_parse_from([
+        "forecast",
+        "--series",
+        "realKnownCause/nyc_taxi.csv",
+        "--model",
+        "arima",
+    ])
+    .expect("parses");
+    let e = output(&cli.args, &Config::default()).expect_err("bad model");
+    assert!(e.to_string().contains("--model"), "{e}");
+    assert!(
+        Cli::try_parse_from(["forecast", "--all"]).is_err(),
+        "--all needs --holdout"
+    );
+}

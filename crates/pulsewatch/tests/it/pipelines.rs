@@ -1,0 +1,108 @@
+//! One pipeline: `--once` is the engine in batch mode, so on the NAB corpus it must flag exactly
+//! what the long-running engine flags when the same corpus is replayed through it to the end.
+
+use crate::support::corpus;
+use crate::support::servers;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use pulsewatch_core::config::Config;
+use pulsewatch_core::domain::SourceKind;
+use pulsewatch_core::nab::Corpus;
+use pulsewatch_engine::engine::{self, SourceSpec};
+use pulsewatch_engine::services;
+
+#[test]
+fn once_flags_what_the_long_running_engine_flags_on_every_series() {
+    let Some(root) = corpus::nab_root() else {
+        return;
+    };
+    // 1. The real binary: `--once --json`, export off.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = servers::pulsewatch(dir.path())
+        .args(["--once", "--json"])
+        .env("PULSEWATCH_DATA_DIR", &root)
+        .env("PULSEWATCH_PUSHGATEWAY_URL", "")
+        .output()
+        .expect("run pulsewatch --once");
+    assert!(
+        out.status.success(),
+        "--once failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--once --json");
+    let once: BTreeMap<String, (u64, u64)> = doc["series"]
+        .as_array()
+        .expect("series array")
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap_or_default().to_string(),
+                (
+                    s["points"].as_u64().unwrap_or(0),
+                    s["anomalies"].as_u64().unwrap_or(0),
+                ),
+            )
+        })
+        .collect();
+
+    // 2. The long-running engine on a replay of the same corpus, fast, to the end.
+    let corpus = Corpus::load(&root).expect("corpus");
+    let total: u64 = corpus.series.iter().map(|s| s.len() as u64).sum();
+    let mut cfg = Config::default();
+    cfg.data.dir = root.clone();
+    cfg.retrain.model_dir = dir.path().join("models");
+    let mut settings = services::engine_settings(&cfg, SourceKind::Nab).expect("settings");
+    settings.forecast = None;
+    settings.replay.paused = false;
+    settings.replay.speed = 20_000.0;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let live: BTreeMap<String, (u64, u64)> = rt.block_on(async {
+        let handle = engine::spawn(
+            settings,
+            SourceSpec::Replay {
+                series: std::sync::Arc::new(corpus.series.clone()),
+                target: root.display().to_string(),
+                loop_at_end: false,
+            },
+        )
+        .expect("engine");
+        let t0 = Instant::now();
+        let mut snaps = handle.subscribe();
+        loop {
+            let s = snaps.borrow_and_update().clone();
+            if s.ingested() == total {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(300),
+                "replay did not finish: {} of {total} points",
+                s.ingested()
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(1), snaps.changed()).await;
+        }
+        let s = handle.latest();
+        handle.shutdown().await;
+        s.series
+            .iter()
+            .map(|v| (v.info.id.clone(), (v.ingested, v.anomalies)))
+            .collect()
+    });
+
+    assert_eq!(once.len(), 58, "--once saw every NAB series");
+    assert_eq!(live.len(), once.len());
+    let flagged: u64 = once.values().map(|c| c.1).sum();
+    assert!(flagged > 0, "pulse flags something on NAB");
+    for (id, counts) in &once {
+        assert_eq!(
+            live.get(id),
+            Some(counts),
+            "{id}: --once (points, anomalies) vs the long-running engine"
+        );
+    }
+}

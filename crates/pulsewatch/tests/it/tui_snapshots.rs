@@ -1,0 +1,434 @@
+//! Whole-app TUI tests: every tab rendered into ratatui's TestBackend from scripted engine state
+//! and scripted keys, snapshot-tested with insta (tests/snapshots/); tiny sizes; NO_COLOR.
+//!
+//! The engine state is real: the built-in demo series scored by the real `pulse` detector and
+//! forecast by the real MSTL model (fit times pinned so snapshots are stable).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use pulsewatch::tui::app::{App, Effect, HoldoutView, SpikeView, TEST_POINTS, Tab, tail_points};
+use pulsewatch::tui::theme::Theme;
+use pulsewatch::tui::{self, ui};
+use pulsewatch_core::config::Config;
+use pulsewatch_core::detect::Point;
+use pulsewatch_core::domain::Expectation;
+use pulsewatch_core::forecast::SeriesForecast;
+use pulsewatch_core::forecast::{ForecastSettings, ModelKind};
+use pulsewatch_core::nab::demo;
+use pulsewatch_engine::AnalysisRequest;
+use pulsewatch_engine::engine::Control;
+use pulsewatch_engine::engine::core::Core;
+use pulsewatch_engine::engine::state::{Snapshot, TrainState};
+use pulsewatch_engine::export::pushgateway::PushStatus;
+use pulsewatch_engine::sources::replay;
+use pulsewatch_engine::sources::source::{SourceKind, SourceStatus};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+
+/// The demo series, the first 1,500 points each, scored and forecast.
+fn snapshot() -> Arc<Snapshot> {
+    let cfg = Config::default();
+    let settings =
+        pulsewatch_engine::services::core_settings(&cfg, SourceKind::Nab).expect("settings");
+    let mut core = Core::new(settings);
+    let fset = ForecastSettings::from_config(&cfg.forecast).expect("forecast settings");
+    let mut forecasts = Vec::new();
+    for s in demo::corpus() {
+        let n = 1500;
+        let pts: Vec<Point> = s.timestamps[..n]
+            .iter()
+            .zip(&s.values[..n])
+            .map(|(&timestamp, &value)| Point { timestamp, value })
+            .collect();
+        core.ingest(replay::info(&s), &pts, false);
+        let mut f = pulsewatch_core::forecast::model::forecast_series(
+            &s.timestamps[..n],
+            &s.values[..n],
+            &fset,
+            ModelKind::Mstl,
+        )
+        .expect("forecast");
+        f.fit_time = Duration::from_millis(12);
+        let next = Expectation {
+            timestamp: f.timestamps[0],
+            point: f.point[0],
+            lower: f.lower[0],
+            upper: f.upper[0],
+        };
+        forecasts.push((
+            s.key.clone(),
+            SeriesForecast {
+                series: s.key.clone(),
+                forecast: Some(Arc::new(f)),
+                error: None,
+                pending: false,
+                fits: 1,
+                history_points: n,
+                replay_time: Some(s.timestamps[n - 1]),
+                current: None,
+                next: Some(next),
+            },
+        ));
+    }
+    for (id, f) in forecasts {
+        core.set_forecast(&id, Arc::new(f));
+    }
+    core.forecast_model = "mstl".into();
+    core.speed = 10.0;
+    core.status = Some(SourceStatus {
+        source: SourceKind::Nab,
+        target: "demo".into(),
+        healthy: true,
+        message: "6 series at 10 points/s".into(),
+        last_ok: 0,
+    });
+    core.snapshot()
+}
+
+fn app_with(theme: Theme) -> App {
+    let cfg = Config::default();
+    let mut app = tui::new_app(&cfg, snapshot()).expect("app");
+    app.theme = theme;
+    app.set_push(Some(PushStatus {
+        url: "http://127.0.0.1:9091/metrics/job/pulsewatch/source/nab".into(),
+        ok: true,
+        pushes: 12,
+        ..PushStatus::default()
+    }));
+    app
+}
+
+fn app() -> App {
+    app_with(Theme { color: true })
+}
+
+fn key(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+}
+
+fn render(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    term.draw(|f| ui::draw(f, app)).expect("draw");
+    term
+}
+
+#[test]
+fn live_tab_80x24() {
+    let app = app();
+    insta::assert_snapshot!("live_80x24", render(&app, 80, 24).backend());
+}
+
+#[test]
+fn live_tab_200x60() {
+    let app = app();
+    insta::assert_snapshot!("live_200x60", render(&app, 200, 60).backend());
+}
+
+#[test]
+fn forecast_tab_after_scripted_keys() {
+    let mut app = app();
+    // Down twice, then the Forecast tab: the third series (memory_used_bytes).
+    let mut effects = Vec::new();
+    for k in ['j', 'j', '2'] {
+        effects.extend(app.on_key(&key(k)));
+    }
+    assert_eq!(app.tab, Tab::Forecast);
+    assert_eq!(
+        app.current().map(|s| s.info.name.as_str()),
+        Some("memory_used_bytes")
+    );
+    // Entering the tab asks for the held-out accuracy of that series, once.
+    let asked: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Engine(Control::Analyse(AnalysisRequest::Holdout { series, model })) => {
+                Some((series.clone(), *model))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![("demo/memory_used_bytes.csv".to_string(), ModelKind::Mstl)]
+    );
+    let before = render(&app, 80, 24);
+    assert!(
+        before.backend().to_string().contains("held-out: computing"),
+        "{}",
+        before.backend()
+    );
+    app.set_holdout(HoldoutView {
+        series: "demo/memory_used_bytes.csv".into(),
+        model: ModelKind::Mstl,
+        result: Ok(pulsewatch_core::forecast::metrics::Accuracy {
+            n: 288,
+            mae: 1.0e7,
+            mase: Some(1.25),
+            smape: 0.5,
+            coverage: 0.96,
+            naive_mae: 8.0e6,
+        }),
+    });
+    insta::assert_snapshot!("forecast_80x24", render(&app, 80, 24).backend());
+    insta::assert_snapshot!("forecast_120x40", render(&app, 120, 40).backend());
+}
+
+#[test]
+fn keys_send_engine_commands() {
+    let mut app = app();
+    let engine = |effects: Vec<Effect>| -> Vec<Control> {
+        effects.into_iter().map(|Effect::Engine(c)| c).collect()
+    };
+    assert_eq!(engine(app.on_key(&key('p'))), vec![Control::Pause]);
+    assert_eq!(engine(app.on_key(&key('+'))), vec![Control::SetSpeed(20.0)]);
+    assert_eq!(engine(app.on_key(&key('-'))), vec![Control::SetSpeed(5.0)]);
+    assert_eq!(
+        engine(app.on_key(&key('r'))),
+        vec![Control::Retrain {
+            series: Some("demo/cpu_busy.csv".into())
+        }]
+    );
+    assert!(
+        render(&app, 80, 24)
+            .backend()
+            .to_string()
+            .contains("retraining cpu_busy (Esc cancels)")
+    );
+    assert_eq!(
+        engine(app.on_key(&KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE))),
+        vec![Control::CancelRetrain { series: None }]
+    );
+    assert_eq!(
+        engine(app.on_key(&key('m'))),
+        vec![Control::SetForecastModel(ModelKind::Ets)]
+    );
+    // Tab cycling and direct selection.
+    app.on_key(&KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
+    assert_eq!(app.tab, Tab::Forecast);
+    app.on_key(&KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+    assert_eq!(app.tab, Tab::Live);
+    app.on_key(&key('3'));
+    assert_eq!(app.tab, Tab::Spikes);
+    // Selection stays in range.
+    for _ in 0..20 {
+        app.on_key(&key('j'));
+    }
+    assert_eq!(app.selected, 5);
+    app.on_key(&KeyEvent::new(KeyCode::PageUp, KeyModifiers::NONE));
+    assert_eq!(app.selected, 0);
+    app.on_key(&key('q'));
+    assert!(app.quit);
+    let mut app2 = self::app();
+    app2.on_key(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert!(app2.quit, "Ctrl-C quits");
+}
+
+#[test]
+fn retrain_progress_shows_in_the_header() {
+    let app0 = app();
+    let mut snap = (*app0.snap).clone();
+    let mut first = (*snap.series[0]).clone();
+    first.training = Some(TrainState::Running {
+        done: 4,
+        total: 10,
+        loss: Some(0.1),
+    });
+    snap.series[0] = Arc::new(first);
+    snap.version += 1;
+    let mut app = app();
+    app.set_snapshot(Arc::new(snap));
+    let text = render(&app, 80, 24).backend().to_string();
+    assert!(text.contains("training 40 %"), "{text}");
+}
+
+#[test]
+fn unsaved_models_show_in_the_header() {
+    let app0 = app();
+    let mut snap = (*app0.snap).clone();
+    for i in 0..2 {
+        let mut s = (*snap.series[i]).clone();
+        s.training = Some(TrainState::Finished {
+            seconds: 0.5,
+            save_error: Some("models/pulse/x.model: No space left on device".into()),
+        });
+        snap.series[i] = Arc::new(s);
+    }
+    snap.version += 1;
+    let mut app = app();
+    app.set_snapshot(Arc::new(snap));
+    let text = render(&app, 200, 30).backend().to_string();
+    assert!(text.contains("· 2 not saved"), "{text}");
+}
+
+#[test]
+fn test_spikes_tab_shows_caught_and_missed() {
+    let mut app = app();
+    app.on_key(&key('3'));
+    let effects = app.on_key(&key('i'));
+    let (series, spec, at_back) = effects
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::Engine(Control::Analyse(AnalysisRequest::Spikes {
+                series,
+                spec,
+                at_back,
+            })) => Some((series, spec, at_back)),
+            _ => None,
+        })
+        .expect("i asks the engine for a spike test");
+    assert_eq!(series, "demo/cpu_busy.csv");
+    assert_eq!(spec.count, 3);
+    assert_eq!(at_back, None);
+    // What the engine runs for it, on the series' newest points.
+    let cfg = Config::default();
+    let points = tail_points(app.current().expect("selected"), TEST_POINTS);
+    assert_eq!(points.len(), 1500);
+    let report = pulsewatch_engine::analysis::spike_test(
+        &points,
+        spec,
+        at_back,
+        pulsewatch_core::detect::DetectorKind::Pulse,
+        &cfg.detector,
+        cfg.detector.threshold,
+    );
+    assert_eq!(report.results.len(), 3);
+    app.set_spikes(SpikeView { series, report });
+    let text = render(&app, 80, 24).backend().to_string();
+    assert!(text.contains("injected 3"), "{text}");
+    insta::assert_snapshot!("spikes_80x24", text);
+    // Clear.
+    app.on_key(&key('c'));
+    assert!(app.spikes.is_none());
+}
+
+#[test]
+fn help_lists_every_binding() {
+    let mut app = app();
+    app.on_key(&key('?'));
+    insta::assert_snapshot!("help_80x24", render(&app, 80, 24).backend());
+    let text = render(&app, 120, 40).backend().to_string();
+    for what in [
+        "quit",
+        "retrain selected series",
+        "inject spikes at random",
+        "switch forecast model",
+    ] {
+        assert!(text.contains(what), "{what}: {text}");
+    }
+    // Any key closes it.
+    app.on_key(&key('x'));
+    assert!(!app.help);
+}
+
+#[test]
+fn degraded_services_show_in_the_header() {
+    let mut app = app();
+    app.set_push(Some(PushStatus {
+        url: "http://127.0.0.1:9/metrics/job/pulsewatch/source/nab".into(),
+        ok: false,
+        error: "PUT …: connection failed".into(),
+        failures: 3,
+        ..PushStatus::default()
+    }));
+    let text = render(&app, 200, 30).backend().to_string();
+    assert!(
+        text.contains("push DEGRADED: PUT …: connection failed"),
+        "{text}"
+    );
+    // The built-in default URL with nothing there is no fault: a neutral "none at".
+    let absent = PushStatus {
+        url: "http://127.0.0.1:9091/metrics/job/pulsewatch/source/nab".into(),
+        ok: false,
+        error: "PUT …: connection refused".into(),
+        failures: 3,
+        unconfigured: true,
+        ..PushStatus::default()
+    };
+    app.set_push(Some(absent.clone()));
+    let term = render(&app, 200, 30);
+    let text = term.backend().to_string();
+    assert!(
+        text.contains("push: none at http://127.0.0.1:9091"),
+        "{text}"
+    );
+    assert!(!text.contains("DEGRADED"), "{text}");
+    let buf = term.backend().buffer();
+    let (w, h) = (buf.area.width, buf.area.height);
+    let found = (0..h).find_map(|y| {
+        let row: Vec<&str> = (0..w).map(|x| buf[(x, y)].symbol()).collect();
+        (0..w as usize)
+            .find(|&x| row[x..].concat().starts_with("push: none"))
+            .map(|x| (x as u16, y))
+    });
+    let cell = &buf[found.expect("\"push: none\" in the header")];
+    assert_ne!(
+        cell.fg,
+        ratatui::style::Color::Red,
+        "not in the error colour"
+    );
+    // Once it has worked, a failure is a fault again.
+    app.set_push(Some(PushStatus {
+        pushes: 4,
+        ..absent
+    }));
+    let text = render(&app, 200, 30).backend().to_string();
+    assert!(text.contains("push DEGRADED"), "{text}");
+}
+
+#[test]
+fn no_panic_at_any_size() {
+    let mut app = app();
+    for tab in ['1', '2', '3', '?'] {
+        app.on_key(&key(tab));
+        for (w, h) in [
+            (0, 0),
+            (1, 1),
+            (20, 5),
+            (19, 6),
+            (20, 6),
+            (40, 10),
+            (80, 24),
+            (300, 100),
+        ] {
+            let term = render(&app, w, h);
+            if (w, h) == (20, 5) {
+                assert!(term.backend().to_string().contains("pulsewatch"));
+            }
+        }
+        if tab == '?' {
+            app.on_key(&key('x'));
+        }
+    }
+    insta::assert_snapshot!("tiny_20x5", render(&app, 20, 5).backend());
+}
+
+#[test]
+fn no_color_renders_without_colours() {
+    let mono = app_with(Theme::from_config(
+        pulsewatch_core::config::ThemeName::Default,
+        true,
+    ));
+    let term = render(&mono, 120, 40);
+    let buf = term.backend().buffer();
+    for cell in buf.content() {
+        assert_eq!(cell.fg, Color::Reset, "fg colour under NO_COLOR");
+        assert_eq!(cell.bg, Color::Reset, "bg colour under NO_COLOR");
+    }
+    // The default theme does use colour.
+    let term = render(&app(), 120, 40);
+    assert!(
+        term.backend()
+            .buffer()
+            .content()
+            .iter()
+            .any(|c| c.fg != Color::Reset)
+    );
+    // Same text either way.
+    assert_eq!(
+        term.backend().to_string(),
+        render(&mono, 120, 40).backend().to_string()
+    );
+}
