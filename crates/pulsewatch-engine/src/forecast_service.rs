@@ -3,9 +3,9 @@
 //! [`tokio::sync::watch`] channel for the TUI and the exporters.
 //!
 //! ```no_run
-//! # async fn demo(cfg: pulsewatch::config::Config) -> Result<(), Box<dyn std::error::Error>> {
-//! use pulsewatch::detect::Point;
-//! use pulsewatch::forecast::service::ForecastService;
+//! # async fn demo(cfg: pulsewatch_core::config::Config) -> Result<(), Box<dyn std::error::Error>> {
+//! use pulsewatch_core::domain::Point;
+//! use pulsewatch_engine::forecast_service::ForecastService;
 //!
 //! let (handle, mut snapshots) = ForecastService::spawn(&cfg.forecast)?;
 //! handle.update_history("realKnownCause/nyc_taxi.csv", vec![Point { timestamp: 0, value: 1.0 }]);
@@ -19,7 +19,7 @@
 //! ```
 //!
 //! Rules:
-//! * A series is fitted as soon as it first has [`MIN_POINTS`](super::model::MIN_POINTS)
+//! * A series is fitted as soon as it first has [`pulsewatch_core::forecast::model::MIN_POINTS`]
 //!   points, then again every `[forecast] refresh` if new points arrived since its last fit
 //!   (`0s`: only on demand), and whenever [`ForecastHandle::refresh`] asks for it.
 //! * One fit runs at a time, on tokio's blocking pool (`spawn_blocking`); further requests wait

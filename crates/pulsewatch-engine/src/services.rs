@@ -1,11 +1,12 @@
-//! Headless front-end: `--once` for cron and CI, and a long-running mode without a terminal UI
-//! (used when stdout is not a terminal, or with `--headless`).
+//! The engine with its exporters, as every front-end starts it.
 //!
-//! `--once` ingests everything the source has now (the whole NAB corpus, one PromQL window, or
-//! one host reading), scores it with the configured detector, forecasts every series, pushes the
-//! result to the Pushgateway (kept there, as a batch job's result should be) and prints a summary
-//! table, or JSON with `--json` (schema [`ONCE_SCHEMA`], documented in the README). It fails with
-//! a non-zero exit code when the push, or every query, still fails after retries.
+//! * [`Services`]: the long-running engine, the Pushgateway pusher and the API (the TUI and
+//!   `--headless`), started and stopped as one.
+//! * [`once`]: `--once`, the engine in batch mode: each source's one-shot read (the whole NAB
+//!   corpus, one PromQL window, or one host reading), [`crate::engine::run_batch`], then one push
+//!   (kept on the Pushgateway, as a batch job's result should be). The front-end prints the
+//!   report; it fails when the push, or every query, still fails after retries.
+//! * The settings every front-end derives from the config ([`engine_settings`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

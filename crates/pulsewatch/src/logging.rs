@@ -2,7 +2,7 @@
 //!
 //! `<dir>/pulsewatch.log` receives everything; `<dir>/ingest.log` the ingest component (the
 //! sources, the corpus reader and downloader); `<dir>/analysis.log` detection, forecasting,
-//! retraining and evaluation (see [`COMPONENTS`]). The level comes from
+//! retraining and evaluation (see `COMPONENTS`). The level comes from
 //! `[logging] level` (a level or a tracing filter directive).
 
 use std::path::Path;

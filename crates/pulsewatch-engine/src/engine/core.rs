@@ -1,6 +1,6 @@
 //! The engine's synchronous heart: one detector per series, the bounded history of scored
-//! points, counters, and the snapshot built from them. The async loop ([`super::Engine`]) and the
-//! batch `--once` path both drive it.
+//! points, counters, and the snapshot built from them. The async loop ([`super::spawn`]), batch
+//! mode ([`super::run_batch`], what `--once` runs) and backfill all score through [`Core::ingest`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;

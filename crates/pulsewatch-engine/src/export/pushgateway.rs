@@ -211,7 +211,7 @@ pub struct PushStatus {
     /// Snapshot version of the latest successful push.
     pub last_version: u64,
     /// Pushing to the built-in default URL, which nobody configured: while no push has worked,
-    /// front-ends say "none at <url>" rather than reporting a fault.
+    /// front-ends say "none at URL" rather than reporting a fault.
     pub unconfigured: bool,
 }
 

@@ -3,7 +3,7 @@
 //! * `pulsewatch forecast --series <category/file.csv> [--model M] [--horizon D] [--holdout]
 //!   [--json] [--data DIR]` forecasts one series (point, lower and upper per step); with
 //!   `--holdout` it fits on all but the last horizon and also prints the actual values, MAE, MASE,
-//!   sMAPE and interval coverage (see [`super::metrics`]).
+//!   sMAPE and interval coverage (see `pulsewatch_core::forecast::metrics`).
 //! * `pulsewatch forecast --all --holdout [--model M|all]` evaluates every series of the corpus
 //!   per model and prints a table: median MASE, median sMAPE, pooled coverage, median and total
 //!   fit time, failures.

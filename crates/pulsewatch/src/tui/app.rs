@@ -68,6 +68,17 @@ pub type HoldoutView = HoldoutOutcome;
 
 pub use pulsewatch_engine::analysis::{SPIKE_WINDOW, TEST_POINTS};
 
+/// Replay speed limits of the faster/slower keys (points per second per series), the factor of
+/// one press, and the speed assumed before the engine reports one.
+pub const MAX_SPEED: f64 = 100_000.0;
+pub const MIN_SPEED: f64 = 0.125;
+pub const SPEED_STEP: f64 = 2.0;
+const SPEED_UNKNOWN: f64 = 10.0;
+/// Series moved by page up / page down.
+pub const PAGE_ROWS: usize = 10;
+/// Where the spike cursor starts, in points back from the newest point.
+pub const CURSOR_START: usize = 50;
+
 pub struct App {
     pub tab: Tab,
     pub selected: usize,
@@ -127,7 +138,7 @@ impl App {
             notice: None,
             spike_count: 3,
             spike_magnitude: 6.0,
-            cursor_back: 50,
+            cursor_back: CURSOR_START,
             spike_seed: 1,
             spikes: None,
             spike_running: false,
@@ -280,7 +291,7 @@ impl App {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let page = 10;
+        let page = PAGE_ROWS as isize;
         match action {
             Action::Quit => self.quit = true,
             Action::Help => self.help = true,
@@ -330,12 +341,12 @@ impl App {
                 let cur = if self.snap.speed > 0.0 {
                     self.snap.speed
                 } else {
-                    10.0
+                    SPEED_UNKNOWN
                 };
                 let speed = if action == Action::Faster {
-                    (cur * 2.0).min(100_000.0)
+                    (cur * SPEED_STEP).min(MAX_SPEED)
                 } else {
-                    (cur / 2.0).max(0.125)
+                    (cur / SPEED_STEP).max(MIN_SPEED)
                 };
                 self.message = Some(format!("speed {speed} points/s"));
                 out.push(Effect::Engine(Control::SetSpeed(speed)));
