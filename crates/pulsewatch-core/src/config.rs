@@ -1026,6 +1026,30 @@ impl Default for LoggingConfig {
     }
 }
 
+/// Where the default folders go when no config file names them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Homes {
+    /// The NAB corpus goes to `<data>/nab`, fitted models to `<data>/models`.
+    pub data: PathBuf,
+    /// Log files go to `<state>/logs`.
+    pub state: PathBuf,
+}
+
+impl Homes {
+    /// `$XDG_DATA_HOME/pulsewatch` and `$XDG_STATE_HOME/pulsewatch` (on Linux
+    /// `~/.local/share/pulsewatch` and `~/.local/state/pulsewatch`; the platform's folders
+    /// elsewhere).
+    pub fn xdg(d: &directories::ProjectDirs) -> Homes {
+        Homes {
+            data: d.data_dir().to_path_buf(),
+            state: d
+                .state_dir()
+                .unwrap_or_else(|| d.data_local_dir())
+                .to_path_buf(),
+        }
+    }
+}
+
 /// Where the effective config came from (for `print-config` and logs).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
@@ -1051,6 +1075,53 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Makes the config's folders independent of the current directory: relative paths read
+    /// from a config file are taken relative to that file's folder; with built-in defaults the
+    /// data, model and log folders go under `homes` (when given). A path set by a `PULSEWATCH_*`
+    /// variable stays as given (relative to the current directory, as in a shell).
+    pub fn place(&mut self, homes: Option<&Homes>) {
+        let overrides = &self.env_overrides;
+        let from_env = |var: &str| overrides.iter().any(|k| k.eq_ignore_ascii_case(var));
+        let c = &mut self.config;
+        let paths: [(&str, &mut PathBuf); 6] = [
+            ("PULSEWATCH_DATA_DIR", &mut c.data.dir),
+            ("PULSEWATCH_RETRAIN_MODEL_DIR", &mut c.retrain.model_dir),
+            ("PULSEWATCH_LOGGING_DIR", &mut c.logging.dir),
+            (
+                "PULSEWATCH_PUSHGATEWAY_PASSWORD_FILE",
+                &mut c.pushgateway.password_file,
+            ),
+            (
+                "PULSEWATCH_PUSHGATEWAY_BEARER_TOKEN_FILE",
+                &mut c.pushgateway.bearer_token_file,
+            ),
+            ("PULSEWATCH_API_TOKEN_FILE", &mut c.api.token_file),
+        ];
+        match &self.source {
+            Source::File(file) => {
+                let base = file.parent().unwrap_or(Path::new(""));
+                for (var, p) in paths {
+                    if !from_env(var) && !p.as_os_str().is_empty() && p.is_relative() {
+                        *p = base.join(&*p);
+                    }
+                }
+            }
+            Source::Defaults => {
+                let Some(h) = homes else { return };
+                let [(dv, data), (mv, models), (lv, logs), ..] = paths;
+                for (var, p, home) in [
+                    (dv, data, h.data.join("nab")),
+                    (mv, models, h.data.join("models")),
+                    (lv, logs, h.state.join("logs")),
+                ] {
+                    if !from_env(var) {
+                        *p = home;
+                    }
+                }
+            }
+        }
+    }
+
     /// [`Config::validate`], the one pass every command runs before it starts; the error names
     /// the file (or the built-in defaults) and the environment variables that were applied.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -1080,11 +1151,16 @@ impl Config {
     }
 
     /// Full lookup: explicit path, ./config.toml, XDG config dir, defaults; then environment.
+    /// Relative paths in a file are relative to the file's folder; without a file, the data,
+    /// model and log folders are the XDG data and state folders ([`Homes::xdg`]).
     pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
         let env: Vec<(String, String)> = std::env::vars().collect();
-        let xdg = directories::ProjectDirs::from("", "", "pulsewatch")
-            .map(|d| d.config_dir().join("config.toml"));
-        Self::load_from(explicit, Path::new("config.toml"), xdg.as_deref(), &env)
+        let dirs = directories::ProjectDirs::from("", "", "pulsewatch");
+        let xdg = dirs.as_ref().map(|d| d.config_dir().join("config.toml"));
+        let homes = dirs.as_ref().map(Homes::xdg);
+        let mut loaded = Self::load_from(explicit, Path::new("config.toml"), xdg.as_deref(), &env)?;
+        loaded.place(homes.as_ref());
+        Ok(loaded)
     }
 
     /// [`Config::load`] with its inputs spelled out (for tests).
@@ -1421,5 +1497,38 @@ mod tests {
         let err = Config::load_from(Some(&missing), &local, Some(&xdg), &[])
             .expect_err("explicit missing");
         assert!(err.to_string().contains("missing.toml"));
+    }
+
+    #[test]
+    fn folders_do_not_depend_on_the_current_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("pw.toml");
+        std::fs::write(
+            &file,
+            "[data]\ndir = \"corpus\"\n[logging]\ndir = \"/var/log/pw\"\n",
+        )
+        .expect("write");
+        let homes = Homes {
+            data: PathBuf::from("/home/u/.local/share/pulsewatch"),
+            state: PathBuf::from("/home/u/.local/state/pulsewatch"),
+        };
+        // From a file: relative to the file's folder; absolute paths stay.
+        let env = vec![(
+            "PULSEWATCH_RETRAIN_MODEL_DIR".to_string(),
+            "here/models".to_string(),
+        )];
+        let mut l =
+            Config::load_from(Some(&file), Path::new("/nonexistent"), None, &env).expect("loads");
+        l.place(Some(&homes));
+        assert_eq!(l.config.data.dir, dir.path().join("corpus"));
+        assert_eq!(l.config.logging.dir, PathBuf::from("/var/log/pw"));
+        // A variable's path is the shell's: relative to the current directory.
+        assert_eq!(l.config.retrain.model_dir, PathBuf::from("here/models"));
+        // Built-in defaults: the XDG data and state folders.
+        let mut l = Config::load_from(None, Path::new("/nonexistent"), None, &[]).expect("loads");
+        l.place(Some(&homes));
+        assert_eq!(l.config.data.dir, homes.data.join("nab"));
+        assert_eq!(l.config.retrain.model_dir, homes.data.join("models"));
+        assert_eq!(l.config.logging.dir, homes.state.join("logs"));
     }
 }

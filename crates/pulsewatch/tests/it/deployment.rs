@@ -745,19 +745,12 @@ fn dashboard_queries_return_data_after_a_once_push() {
     // The spike series goes to its own group (job pulsewatch-spike), beside the corpus'.
     let spike = tmp.path().join("spike");
     spike_corpus(&spike);
-    let out = servers::pulsewatch(tmp.path())
-        .args(["--once", "--json"])
+    let mut cmd = servers::pulsewatch(tmp.path());
+    cmd.args(["--once", "--json"])
         .env("PULSEWATCH_DATA_DIR", &spike)
         .env("PULSEWATCH_PUSHGATEWAY_URL", pgw.url())
-        .env("PULSEWATCH_PUSHGATEWAY_JOB", "pulsewatch-spike")
-        .output()
-        .expect("run pulsewatch --once on the spike corpus");
-    assert!(
-        out.status.success(),
-        "--once (spike) failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+        .env("PULSEWATCH_PUSHGATEWAY_JOB", "pulsewatch-spike");
+    let report = servers::once_json(cmd, "spike corpus");
     assert_eq!(
         report["series"][0]["last"]["anomaly"], true,
         "the spike is flagged: {report}"

@@ -15,6 +15,20 @@ mod support {
         pub fn pulsewatch(dir: &Path) -> Command {
             pulsewatch_at(Path::new(env!("CARGO_BIN_EXE_pulsewatch")), dir)
         }
+
+        /// Runs a `--once --json` command, asserts that it succeeded and returns its document.
+        pub fn once_json(mut cmd: Command, what: &str) -> serde_json::Value {
+            let out = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("run pulsewatch --once ({what}): {e}"));
+            assert!(
+                out.status.success(),
+                "--once ({what}) failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("--once --json ({what}) printed no JSON: {e}"))
+        }
     }
 }
 

@@ -20,18 +20,11 @@ fn once_flags_what_the_long_running_engine_flags_on_every_series() {
     };
     // 1. The real binary: `--once --json`, export off.
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = servers::pulsewatch(dir.path())
-        .args(["--once", "--json"])
+    let mut cmd = servers::pulsewatch(dir.path());
+    cmd.args(["--once", "--json"])
         .env("PULSEWATCH_DATA_DIR", &root)
-        .env("PULSEWATCH_PUSHGATEWAY_URL", "")
-        .output()
-        .expect("run pulsewatch --once");
-    assert!(
-        out.status.success(),
-        "--once failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--once --json");
+        .env("PULSEWATCH_PUSHGATEWAY_URL", "");
+    let doc = servers::once_json(cmd, "NAB, export off");
     let once: BTreeMap<String, (u64, u64)> = doc["series"]
         .as_array()
         .expect("series array")

@@ -37,15 +37,11 @@ fn once_pushes_every_nab_series_and_prometheus_serves_them() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = pulsewatch(tmp.path())
-        .args(["--once", "--json"])
+    let mut cmd = pulsewatch(tmp.path());
+    cmd.args(["--once", "--json"])
         .env("PULSEWATCH_DATA_DIR", &root)
-        .env("PULSEWATCH_PUSHGATEWAY_URL", pgw.url())
-        .output()
-        .expect("run pulsewatch --once");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "--once failed: {stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+        .env("PULSEWATCH_PUSHGATEWAY_URL", pgw.url());
+    let report = servers::once_json(cmd, "NAB to a Pushgateway");
 
     // The documented schema.
     assert_eq!(report["schema"], "pulsewatch.once/v1");
