@@ -694,6 +694,31 @@ pub struct TuiConfig {
     pub spike_magnitude: f64,
     pub keys: KeysConfig,
 }
+impl TuiConfig {
+    /// Range checks (the key bindings are checked by [`KeysConfig::parsed`]). Errors name the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let m = self.spike_magnitude;
+        if !(m.is_finite() && m > 0.0 && m <= 1000.0) {
+            return Err(format!(
+                "[tui] spike_magnitude = {m} must be a number in (0, 1000] (robust standard deviations)"
+            ));
+        }
+        if !(1..=1000).contains(&self.spike_count) {
+            return Err(format!(
+                "[tui] spike_count = {} is outside 1..=1000",
+                self.spike_count
+            ));
+        }
+        if self.tick.0 < Duration::from_millis(10) {
+            return Err(format!(
+                "[tui] tick = {} is below 10ms",
+                humantime::format_duration(self.tick.0)
+            ));
+        }
+        self.keys.parsed().map(|_| ())
+    }
+}
+
 impl Default for TuiConfig {
     fn default() -> Self {
         TuiConfig {
@@ -1204,7 +1229,7 @@ impl Config {
         self.prometheus.validate()?;
         self.pushgateway.validate()?;
         self.api.resolved_token()?;
-        self.tui.keys.parsed()?;
+        self.tui.validate()?;
         Ok(())
     }
 

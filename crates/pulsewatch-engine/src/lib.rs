@@ -15,6 +15,7 @@
 //! * [`retrain`]: detector fits on the blocking pool with progress and cancellation.
 //! * [`export`]: the Prometheus metric set, the Pushgateway pusher, `/metrics` + JSON API, and
 //!   backfill (history as TSDB blocks).
+//! * [`http`]: the one HTTP client builder (TLS by rustls with ring).
 //! * [`services`]: the engine with its exporters, started and stopped as one.
 //!
 //! Nothing here draws: no ratatui or crossterm.
@@ -23,6 +24,7 @@ pub mod analysis;
 pub mod engine;
 pub mod export;
 pub mod forecast_service;
+pub mod http;
 pub mod retrain;
 pub mod services;
 pub mod sources;

@@ -22,7 +22,7 @@ use crate::export::{metrics, pushgateway};
 use crate::sources::host;
 use crate::sources::promql::{self, PromClient, PromSettings};
 use crate::sources::replay::{self, ReplayControl};
-use crate::sources::source::{SourceEvent, SourceKind};
+use crate::sources::source::SourceKind;
 use pulsewatch_core::config::Config;
 use pulsewatch_core::forecast::ForecastSettings;
 use pulsewatch_core::nab::Corpus;
@@ -134,26 +134,44 @@ pub struct OnceReport {
     pub push: Option<PushOutcome>,
     /// Errors of the source (failed queries), if any.
     pub source_errors: Vec<String>,
+    /// Queries that answered with no series (PromQL source).
+    pub empty_queries: Vec<String>,
+    /// Queries the source ran (PromQL source; 0 for the others).
+    pub queries: usize,
+}
+
+/// `--once` exit codes (README, "Exit codes").
+pub mod exit {
+    /// Scored and pushed (or export off).
+    pub const OK: u8 = 0;
+    /// The push failed after its retries, a query failed, or input/config errors.
+    pub const ERROR: u8 = 1;
+    /// Every query answered, but none returned a series: nothing was scored.
+    pub const NOTHING_FOUND: u8 = 2;
 }
 
 /// What `kind` has now, as the source events a live run would have sent (each source's one-shot
 /// read), and the errors of the queries that failed.
-async fn read_once(cfg: &Config, kind: SourceKind) -> Result<(Vec<SourceEvent>, Vec<String>)> {
-    match kind {
+async fn read_once(cfg: &Config, kind: SourceKind) -> Result<promql::OnceRead> {
+    let events = match kind {
         SourceKind::Nab => {
             let corpus = load_corpus(cfg)?;
             let target = cfg.data.dir.display().to_string();
-            Ok((replay::read_all(&corpus.series, &target), Vec::new()))
+            replay::read_all(&corpus.series, &target)
         }
         SourceKind::Prometheus => {
             let settings = PromSettings::from_config(&cfg.prometheus).map_err(|e| eyre!(e))?;
             let client = PromClient::new(settings).map_err(|e| eyre!(e))?;
-            promql::read_once(&client, ONCE_QUERY_ATTEMPTS, ONCE_FIRST_BACKOFF)
+            return promql::read_once(&client, ONCE_QUERY_ATTEMPTS, ONCE_FIRST_BACKOFF)
                 .await
-                .map_err(|e| eyre!(e))
+                .map_err(|e| eyre!(e));
         }
-        SourceKind::Host => Ok((host::read_once().await.map_err(|e| eyre!(e))?, Vec::new())),
-    }
+        SourceKind::Host => host::read_once().await.map_err(|e| eyre!(e))?,
+    };
+    Ok(promql::OnceRead {
+        events,
+        ..Default::default()
+    })
 }
 
 /// `--once`: ingest, score, forecast, push. The push result is in the report (the caller decides
@@ -161,7 +179,15 @@ async fn read_once(cfg: &Config, kind: SourceKind) -> Result<(Vec<SourceEvent>, 
 pub async fn once(cfg: &Config, kind: SourceKind) -> Result<OnceReport> {
     let settings = engine_settings(cfg, kind)?;
     let pusher = pushgateway::Pusher::new(&cfg.pushgateway, kind.name()).map_err(|e| eyre!(e))?;
-    let (events, source_errors) = read_once(cfg, kind).await?;
+    let promql::OnceRead {
+        events,
+        errors: source_errors,
+        empty: empty_queries,
+    } = read_once(cfg, kind).await?;
+    let queries = match kind {
+        SourceKind::Prometheus => cfg.prometheus.queries.len(),
+        _ => 0,
+    };
     let snapshot = tokio::task::spawn_blocking(move || engine::run_batch(&settings, events))
         .await
         .wrap_err("the batch engine thread failed")?
@@ -186,15 +212,53 @@ pub async fn once(cfg: &Config, kind: SourceKind) -> Result<OnceReport> {
         snapshot,
         push,
         source_errors,
+        empty_queries,
+        queries,
     })
 }
 
 impl OnceReport {
     /// The error that makes `--once` exit non-zero, if any.
     pub fn failure(&self) -> Option<String> {
-        match &self.push {
-            Some(PushOutcome { result: Err(e), .. }) => Some(format!("push failed: {e}")),
-            _ => None,
+        let mut why = Vec::new();
+        if let Some(PushOutcome { result: Err(e), .. }) = &self.push {
+            why.push(format!("push failed: {e}"));
+        }
+        if !self.source_errors.is_empty() {
+            why.push(format!(
+                "{} of {} queries failed",
+                self.source_errors.len(),
+                self.queries
+            ));
+        }
+        if why.is_empty() && self.nothing_found() {
+            let names: Vec<String> = self
+                .empty_queries
+                .iter()
+                .map(|q| format!("{q:?}"))
+                .collect();
+            why.push(format!(
+                "no query returned a series ({}): nothing to score",
+                names.join(", ")
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+
+    /// Every query answered and none returned a series.
+    pub fn nothing_found(&self) -> bool {
+        self.queries > 0 && self.empty_queries.len() == self.queries
+    }
+
+    /// The process exit code ([`exit`]).
+    pub fn exit_code(&self) -> u8 {
+        let push_failed = matches!(&self.push, Some(PushOutcome { result: Err(_), .. }));
+        if push_failed || !self.source_errors.is_empty() {
+            exit::ERROR
+        } else if self.nothing_found() {
+            exit::NOTHING_FOUND
+        } else {
+            exit::OK
         }
     }
 }

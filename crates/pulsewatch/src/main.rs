@@ -1,4 +1,4 @@
-fn main() -> color_eyre::Result<()> {
+fn main() -> color_eyre::Result<std::process::ExitCode> {
     // candle (lstm-ae) re-reads /proc/cpuinfo on every matrix multiply unless rayon's thread
     // count is set, which costs ~40 % of a fit; pin it to the core count before any thread starts.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {

@@ -71,6 +71,9 @@ pub fn table(report: &OnceReport) -> String {
     for e in &report.source_errors {
         out.push_str(&format!("source error: {e}\n"));
     }
+    for q in &report.empty_queries {
+        out.push_str(&format!("query {q:?} returned no series\n"));
+    }
     match &report.push {
         None => out.push_str("push: off ([pushgateway] url is empty)\n"),
         Some(p) => match &p.result {
@@ -118,6 +121,8 @@ pub fn json(report: &OnceReport) -> Value {
         "forecast_model": s.forecast_model,
         "status": s.status,
         "source_errors": report.source_errors,
+        "empty_queries": report.empty_queries,
+        "exit_code": report.exit_code(),
         "push": report.push.as_ref().map(|p| json!({
             "url": p.url,
             "pushed": p.result.is_ok(),

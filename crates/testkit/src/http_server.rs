@@ -51,6 +51,8 @@ struct Rule {
 struct State {
     rules: HashMap<String, Rule>,
     counts: HashMap<String, usize>,
+    /// Request bodies per path, in arrival order (POST forms, PUT pushes; "" for GET).
+    bodies: HashMap<String, Vec<String>>,
     total: usize,
 }
 
@@ -133,6 +135,15 @@ impl TestServer {
         self.lock().rules.remove(&key(path));
     }
 
+    /// The bodies of the requests for `path` so far, oldest first.
+    pub fn bodies(&self, path: &str) -> Vec<String> {
+        self.lock()
+            .bodies
+            .get(&key(path))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Requests received for `path` (whatever the answer was).
     pub fn requests(&self, path: &str) -> usize {
         self.lock().counts.get(&key(path)).copied().unwrap_or(0)
@@ -147,6 +158,7 @@ impl TestServer {
     pub fn reset_counts(&self) {
         let mut s = self.lock();
         s.counts.clear();
+        s.bodies.clear();
         s.total = 0;
     }
 
@@ -204,7 +216,7 @@ fn run(
 }
 
 async fn handle(mut stream: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result<()> {
-    let Some((head, body_read)) = read_head(&mut stream).await? else {
+    let Some((head, mut request_body)) = read_head(&mut stream).await? else {
         return Ok(());
     };
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
@@ -214,13 +226,14 @@ async fn handle(mut stream: TcpStream, root: &Path, state: &Mutex<State>) -> std
     }
     if method == "POST" || method == "PUT" {
         // Read the request body, so closing the connection does not reset it under the client.
-        let mut left = content_length(&head).saturating_sub(body_read);
+        let mut left = content_length(&head).saturating_sub(request_body.len());
         let mut chunk = [0u8; 2048];
         while left > 0 {
             let n = stream.read(&mut chunk).await?;
             if n == 0 {
                 break;
             }
+            request_body.extend_from_slice(&chunk[..n]);
             left = left.saturating_sub(n);
         }
     }
@@ -230,6 +243,10 @@ async fn handle(mut stream: TcpStream, root: &Path, state: &Mutex<State>) -> std
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         s.total += 1;
         *s.counts.entry(path.clone()).or_insert(0) += 1;
+        s.bodies
+            .entry(path.clone())
+            .or_default()
+            .push(String::from_utf8_lossy(&request_body).into_owned());
         match s.rules.get_mut(&path) {
             Some(Rule {
                 remaining: Some(0), ..
@@ -288,7 +305,7 @@ async fn handle(mut stream: TcpStream, root: &Path, state: &Mutex<State>) -> std
 
 /// Reads up to the blank line ending the request head; `None` if the client went away. Also
 /// returns how many bytes after the head (the start of a body) were read with it.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(String, usize)>> {
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 2048];
     loop {
@@ -299,7 +316,7 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(String, us
         buf.extend_from_slice(&chunk[..n]);
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            return Ok(Some((head, buf.len() - end - 4)));
+            return Ok(Some((head, buf[end + 4..].to_vec())));
         }
         if buf.len() > 64 * 1024 {
             return Ok(None);

@@ -114,7 +114,7 @@ pub fn http_get(url: &str) -> Option<String> {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let c = reqwest::Client::builder()
+        let c = crate::http_client()
             .timeout(Duration::from_secs(5))
             .build()
             .ok()?;
@@ -133,10 +133,7 @@ pub fn http_post(url: &str, bearer: Option<&str>, body: &str) -> u16 {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let Ok(c) = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-        else {
+        let Ok(c) = crate::http_client().timeout(Duration::from_secs(5)).build() else {
             return 0;
         };
         let mut rb = c
@@ -271,6 +268,67 @@ pub fn prometheus_on(
     Some(spawn("prometheus", &bin, &args, port, dir, "/-/ready"))
 }
 
+/// What a Prometheus starts with.
+pub enum History<'a> {
+    None,
+    /// OpenMetrics text (e.g. [`crate::exporter::openmetrics_history`]).
+    Text(&'a str),
+    /// A file of OpenMetrics text, removed once imported.
+    File(&'a Path),
+}
+
+/// A Prometheus scraping `targets` (`host:port`, job `synth`) every `interval_s` seconds. With a
+/// `history` its TSDB starts with those samples as blocks made by
+/// `promtool tsdb create-blocks-from openmetrics`.
+pub fn prometheus_scraping(
+    targets: &[String],
+    interval_s: u64,
+    history: History<'_>,
+) -> Option<Server> {
+    let bin = require(PROMETHEUS)?;
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = match history {
+        History::None => None,
+        History::Text(text) => {
+            let file = dir.path().join("history.om");
+            std::fs::write(&file, text).expect("write the OpenMetrics history");
+            Some(file)
+        }
+        History::File(f) => Some(f.to_path_buf()),
+    };
+    if let Some(file) = file {
+        let promtool = require(PROMTOOL)?;
+        let out = Command::new(promtool)
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&file)
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("run promtool");
+        assert!(
+            out.status.success(),
+            "promtool create-blocks-from openmetrics failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_file(&file);
+    }
+    let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    let cfg = format!(
+        "global: {{ scrape_interval: {interval_s}s, evaluation_interval: {interval_s}s }}\n\
+         scrape_configs:\n  - job_name: synth\n    scrape_timeout: {interval_s}s\n    \
+         static_configs: [ {{ targets: [{}] }} ]\n",
+        list.join(", ")
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), cfg).expect("write prometheus.yml");
+    let args = vec![
+        "--config.file=prometheus.yml".to_string(),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--storage.tsdb.path=data".to_string(),
+        "--storage.tsdb.retention.time=100y".to_string(),
+    ];
+    Some(spawn("prometheus", &bin, &args, port, dir, "/-/ready"))
+}
+
 /// A Prometheus with no scrape jobs serving the TSDB at `data` (e.g. backfilled blocks), with a
 /// retention long enough for 2013-2015 data.
 pub fn prometheus_on_data(data: &Path) -> Option<Server> {
@@ -298,7 +356,9 @@ pub fn api(prom: &Server, path: &str, form: &[(&str, String)]) -> serde_json::Va
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let r = reqwest::Client::new()
+        let r = crate::http_client()
+            .build()
+            .expect("client")
             .post(format!("{}{path}", prom.url()))
             .form(form)
             .send()

@@ -19,6 +19,7 @@
 //! | `pulsewatch_model_fit_duration_seconds` | gauge | duration of the latest fit, `kind` = detector or forecast |
 //! | `pulsewatch_model_info` | gauge (1) | detector and forecast model fitted per series |
 //! | `pulsewatch_source_up` | gauge | 1 when the source's last read succeeded |
+//! | `pulsewatch_source_poll_duration_seconds` | gauge | how long the source's latest read took (PromQL) |
 //! | `pulsewatch_build_info` | gauge (1) | version of pulsewatch |
 //!
 //! The metrics are a pure function of a [`Snapshot`]: a fresh registry per render, so vanished
@@ -138,6 +139,12 @@ pub fn registry(snap: &Snapshot) -> prometheus::Result<Registry> {
         "1 when the source's latest read succeeded, else 0.",
         &["source"],
     )?;
+    let poll = gauge(
+        &r,
+        "pulsewatch_source_poll_duration_seconds",
+        "How long the source's latest read took (polling sources).",
+        &["source"],
+    )?;
     let build = gauge(
         &r,
         "pulsewatch_build_info",
@@ -155,6 +162,9 @@ pub fn registry(snap: &Snapshot) -> prometheus::Result<Registry> {
     if let Some(s) = &snap.status {
         up.with_label_values(&[source])
             .set(f64::from(u8::from(s.healthy)));
+        if let Some(secs) = s.poll_seconds {
+            poll.with_label_values(&[source]).set(secs);
+        }
     }
     for s in &snap.series {
         let base = [s.info.name.as_str(), s.info.category.as_str(), source];

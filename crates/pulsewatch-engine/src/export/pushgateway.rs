@@ -98,7 +98,7 @@ impl Pusher {
         } else {
             Auth::None
         };
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             .timeout(cfg.timeout.0)
             .connect_timeout(cfg.timeout.0)
             .build()

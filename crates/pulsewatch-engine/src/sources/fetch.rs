@@ -528,7 +528,7 @@ enum Outcome {
 }
 
 fn build_client(base: &Url, timeout: Duration) -> Result<reqwest::Client, FetchError> {
-    let mut builder = reqwest::Client::builder()
+    let mut builder = crate::http::client_builder()
         .user_agent(concat!("pulsewatch/", env!("CARGO_PKG_VERSION")))
         .timeout(timeout);
     // A proxy cannot reach this machine's loopback interface, so don't route local mirrors

@@ -135,6 +135,7 @@ pub async fn read_once() -> Result<Vec<SourceEvent>, String> {
         healthy: got > 0,
         message: format!("{got} series"),
         last_ok: now,
+        poll_seconds: None,
     })];
     for (info, p) in readings {
         if let Some(p) = p {
@@ -156,6 +157,7 @@ pub async fn run(interval: Duration, tx: mpsc::Sender<SourceEvent>) {
             healthy,
             message,
             last_ok,
+            poll_seconds: None,
         })
     };
     let mut sampler = match HostSampler::new() {

@@ -50,7 +50,7 @@ pub struct PromClient {
 
 impl PromClient {
     pub fn new(settings: PromSettings) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
             .build()
@@ -120,60 +120,117 @@ pub struct Poll {
     pub vanished: Vec<String>,
     /// Per-query errors.
     pub errors: Vec<String>,
+    /// Queries that answered with no series at all (names).
+    pub empty: Vec<String>,
+    /// Points the answers carried in all (new or already seen): what the poll read.
+    pub points_read: usize,
 }
 
-/// The poller's memory: the newest timestamp seen per series, and which series are live.
+/// Steps re-read before the oldest live series' newest point, for samples that reach the
+/// server late (a slow scrape, a remote-write backlog).
+pub const LATE_STEPS: i64 = 2;
+
+/// One series the poller has seen.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// Index of the query that returned it.
+    query: usize,
+    /// Newest timestamp handed out (nothing at or before it is handed out again).
+    last: i64,
+    stale: bool,
+}
+
+/// The poller's memory: per series the newest timestamp handed out, per query where the next
+/// poll starts.
+///
+/// The first poll of a query reads the whole window. Later polls read only from
+/// [`LATE_STEPS`] steps before the oldest newest-point among the query's live series (never
+/// before the window), so a poll reads what is new, not the window again: the points per poll
+/// depend on the step and the number of series, not on the window. Points at or before a
+/// series' newest timestamp are dropped (nothing is scored twice), whatever the server answers:
+/// overlapping reads, a restarted server answering from an empty head, or a backfill of older
+/// blocks. A query that returned no live series reads its whole window again next time (new
+/// series, or a server that had no data yet). A series that appears later starts with what
+/// its first answer holds.
 #[derive(Debug, Default)]
 pub struct Poller {
-    seen: HashMap<String, (String, i64)>,
-    stale: HashSet<String>,
+    seen: HashMap<String, Seen>,
+    /// Per query: the start of the next read (`None`: the whole window).
+    cursor: Vec<Option<i64>>,
 }
 
 impl Poller {
-    /// Polls every query over the window ending at `now` (unix seconds, aligned to the step).
+    /// Polls every query, ending at `now` (unix seconds, aligned down to the step).
     pub async fn poll(&mut self, client: &PromClient, now: i64) -> Poll {
         let s = client.settings();
         let step = s.step.as_secs().max(1) as i64;
         let end = now - now.rem_euclid(step);
-        let start = end.saturating_sub(i64::try_from(s.window.as_secs()).unwrap_or(i64::MAX));
+        let window_start =
+            end.saturating_sub(i64::try_from(s.window.as_secs()).unwrap_or(i64::MAX));
+        self.cursor.resize(s.queries.len(), None);
         let mut out = Poll::default();
-        for q in &s.queries {
+        for (qi, q) in s.queries.iter().enumerate() {
+            let start = match self.cursor[qi] {
+                Some(c) => (c - LATE_STEPS * step).clamp(window_start, end),
+                None => window_start,
+            };
             match client.query_range(q, start, end).await {
                 Ok(found) => {
+                    if found.is_empty() {
+                        out.empty.push(q.name.clone());
+                    }
                     let mut present = HashSet::new();
                     for mut qs in found {
-                        // A series whose newest sample is older than three steps has gone (the
-                        // range still returns its earlier samples).
-                        if qs
+                        out.points_read += qs.points.len();
+                        // A series whose newest sample is older than three steps has gone (a
+                        // full-window read still returns its earlier samples).
+                        let live = qs
                             .points
                             .last()
-                            .is_some_and(|p| p.timestamp >= end - STALE_STEPS * step)
-                        {
+                            .is_some_and(|p| p.timestamp >= end - STALE_STEPS * step);
+                        let seen = self.seen.get(&qs.info.id).copied();
+                        if let Some(seen) = seen {
+                            qs.points.retain(|p| p.timestamp > seen.last);
+                        }
+                        // Query answers are in time order; keep them strictly increasing.
+                        let mut prev = i64::MIN;
+                        qs.points.retain(|p| {
+                            let keep = p.timestamp > prev;
+                            prev = prev.max(p.timestamp);
+                            keep
+                        });
+                        let last = qs
+                            .points
+                            .last()
+                            .map(|p| p.timestamp)
+                            .or(seen.map(|s| s.last))
+                            .unwrap_or(i64::MIN);
+                        let entry = Seen {
+                            query: qi,
+                            last,
+                            stale: seen.is_some_and(|s| s.stale) && !live,
+                        };
+                        self.seen.insert(qs.info.id.clone(), entry);
+                        if live {
                             present.insert(qs.info.id.clone());
                         }
-                        let last = self.seen.get(&qs.info.id).map(|(_, t)| *t);
-                        if let Some(last) = last {
-                            qs.points.retain(|p| p.timestamp > last);
-                        }
-                        if let Some(p) = qs.points.last() {
-                            self.seen
-                                .insert(qs.info.id.clone(), (q.name.clone(), p.timestamp));
-                        }
-                        if present.contains(&qs.info.id) {
-                            self.stale.remove(&qs.info.id);
-                        }
-                        if !qs.points.is_empty() || last.is_none() {
+                        if !qs.points.is_empty() || seen.is_none() {
                             out.series.push(qs);
                         }
                     }
-                    for (id, (query, _)) in &self.seen {
-                        if query == &q.name
-                            && !present.contains(id)
-                            && self.stale.insert(id.clone())
-                        {
+                    let mut oldest_live: Option<i64> = None;
+                    for (id, seen) in self.seen.iter_mut() {
+                        if seen.query != qi {
+                            continue;
+                        }
+                        if present.contains(id) {
+                            oldest_live = Some(oldest_live.map_or(seen.last, |o| o.min(seen.last)));
+                        } else if !seen.stale {
+                            seen.stale = true;
                             out.vanished.push(id.clone());
                         }
                     }
+                    self.cursor[qi] = oldest_live;
                 }
                 Err(e) => out.errors.push(e),
             }
@@ -184,28 +241,63 @@ impl Poller {
 
     /// Series currently live (seen and not stale).
     pub fn live(&self) -> usize {
-        self.seen.len() - self.stale.len()
+        self.seen.values().filter(|s| !s.stale).count()
+    }
+
+    /// Where the next poll of query `i` starts reading (`None`: the whole window).
+    pub fn cursor(&self, i: usize) -> Option<i64> {
+        self.cursor.get(i).copied().flatten()
     }
 }
 
 /// Runs the source: a poll every step, until the engine goes away.
+/// What the one-shot read of `--once` found.
+#[derive(Debug, Default)]
+pub struct OnceRead {
+    /// The source events a live run would have sent (status first).
+    pub events: Vec<SourceEvent>,
+    /// Errors of the queries that still failed.
+    pub errors: Vec<String>,
+    /// Queries that answered with no series.
+    pub empty: Vec<String>,
+}
+
+/// The status line of a poll: queries, series, failures and queries that found nothing.
+fn status_message(n: usize, live: usize, poll: &Poll) -> String {
+    let mut msg = if poll.errors.is_empty() {
+        format!("{n} queries, {live} series")
+    } else {
+        format!(
+            "{} of {n} queries failed: {}",
+            poll.errors.len(),
+            poll.errors.join("; ")
+        )
+    };
+    if !poll.empty.is_empty() {
+        let names: Vec<String> = poll.empty.iter().map(|q| format!("{q:?}")).collect();
+        msg.push_str(&format!("; no series from {}", names.join(", ")));
+    }
+    msg
+}
+
 /// One poll of every query as source events (the one-shot read of `--once`): while every query
-/// fails it tries `attempts` times, `first_backoff` apart and doubling. Returns the events and
-/// the errors of the queries that still failed; an error when all of them did.
+/// fails it tries `attempts` times, `first_backoff` apart and doubling. An error when all of
+/// them failed.
 pub async fn read_once(
     client: &PromClient,
     attempts: u32,
     first_backoff: Duration,
-) -> Result<(Vec<SourceEvent>, Vec<String>), String> {
+) -> Result<OnceRead, String> {
     let n = client.settings().queries.len();
     let mut delay = first_backoff;
     let mut attempt = 0;
-    let poll = loop {
+    let (poll, live, seconds) = loop {
         attempt += 1;
         let mut poller = Poller::default();
+        let t = std::time::Instant::now();
         let poll = poller.poll(client, unix_now()).await;
         if poll.errors.len() < n || attempt >= attempts {
-            break poll;
+            break (poll, poller.live(), t.elapsed().as_secs_f64());
         }
         tracing::warn!(target: "pulsewatch::ingest", errors = ?poll.errors, attempt, "every query failed; retrying");
         tokio::time::sleep(delay).await;
@@ -217,26 +309,32 @@ pub async fn read_once(
             poll.errors.join("; ")
         ));
     }
-    let found = poll.series.len();
-    let mut out = vec![SourceEvent::Status(SourceStatus {
+    let mut events = vec![SourceEvent::Status(SourceStatus {
         source: SourceKind::Prometheus,
         target: client.settings().url.clone(),
-        healthy: poll.errors.is_empty(),
-        message: if poll.errors.is_empty() {
-            format!("{n} queries, {found} series")
-        } else {
-            poll.errors.join("; ")
-        },
+        healthy: poll.errors.is_empty() && poll.empty.is_empty(),
+        message: status_message(n, live, &poll),
         last_ok: unix_now(),
+        poll_seconds: Some(seconds),
     })];
-    for qs in poll.series {
-        out.push(SourceEvent::Points {
+    let Poll {
+        series,
+        errors,
+        empty,
+        ..
+    } = poll;
+    for qs in series {
+        events.push(SourceEvent::Points {
             info: qs.info,
             points: qs.points,
             restart: false,
         });
     }
-    Ok((out, poll.errors))
+    Ok(OnceRead {
+        events,
+        errors,
+        empty,
+    })
 }
 
 pub async fn run(client: PromClient, tx: mpsc::Sender<SourceEvent>) {
@@ -248,8 +346,10 @@ pub async fn run(client: PromClient, tx: mpsc::Sender<SourceEvent>) {
     let mut last_ok = 0;
     loop {
         tick.tick().await;
-        let poll = poller.poll(&client, unix_now()).await;
-        for qs in poll.series {
+        let t = std::time::Instant::now();
+        let mut poll = poller.poll(&client, unix_now()).await;
+        let seconds = t.elapsed().as_secs_f64();
+        for qs in std::mem::take(&mut poll.series) {
             let ev = SourceEvent::Points {
                 info: qs.info,
                 points: qs.points,
@@ -259,7 +359,7 @@ pub async fn run(client: PromClient, tx: mpsc::Sender<SourceEvent>) {
                 return;
             }
         }
-        for id in poll.vanished {
+        for id in std::mem::take(&mut poll.vanished) {
             if tx.send(SourceEvent::Stale { id }).await.is_err() {
                 return;
             }
@@ -269,15 +369,7 @@ pub async fn run(client: PromClient, tx: mpsc::Sender<SourceEvent>) {
         if poll.errors.len() < n {
             last_ok = unix_now();
         }
-        let message = if healthy {
-            format!("{n} queries, {} series", poller.live())
-        } else {
-            format!(
-                "{} of {n} queries failed: {}",
-                poll.errors.len(),
-                poll.errors.join("; ")
-            )
-        };
+        let message = status_message(n, poller.live(), &poll);
         if !healthy {
             tracing::warn!(target: "pulsewatch::ingest", source = "prometheus", "{message}");
         }
@@ -287,9 +379,137 @@ pub async fn run(client: PromClient, tx: mpsc::Sender<SourceEvent>) {
             healthy,
             message,
             last_ok,
+            poll_seconds: Some(seconds),
         });
         if tx.send(ev).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testkit::http_server::TestServer;
+
+    const PATH: &str = "api/v1/query_range";
+
+    fn answer(series: &[(&str, &[i64])]) -> String {
+        let result: Vec<String> = series
+            .iter()
+            .map(|(name, ts)| {
+                let values: Vec<String> = ts.iter().map(|t| format!("[{t},\"{t}\"]")).collect();
+                format!(
+                    r#"{{"metric":{{"__name__":"m","s":"{name}"}},"values":[{}]}}"#,
+                    values.join(",")
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"status":"success","data":{{"resultType":"matrix","result":[{}]}}}}"#,
+            result.join(",")
+        )
+    }
+
+    fn form(body: &str, key: &str) -> i64 {
+        body.split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {body}"))
+    }
+
+    fn points(poll: &Poll, s: &str) -> Vec<i64> {
+        poll.series
+            .iter()
+            .find(|q| q.info.id.contains(&format!("s=\"{s}\"")))
+            .map(|q| q.points.iter().map(|p| p.timestamp).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn later_polls_read_only_what_is_new_and_nothing_is_handed_out_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join(PATH);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("dirs");
+        let server = TestServer::serve_dir(dir.path());
+        let client = PromClient::new(PromSettings {
+            url: server.base_url(),
+            step: Duration::from_secs(10),
+            window: Duration::from_secs(600),
+            timeout: Duration::from_secs(5),
+            queries: vec![NamedQuery {
+                name: "q".into(),
+                query: "m".into(),
+            }],
+        })
+        .expect("client");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut poller = Poller::default();
+        let poll = |poller: &mut Poller, ans: String, now: i64| {
+            std::fs::write(&file, ans).expect("write the answer");
+            rt.block_on(poller.poll(&client, now))
+        };
+
+        // First poll: the whole window. b is one step behind a (its scrape is late).
+        let p = poll(
+            &mut poller,
+            answer(&[
+                ("a", &[1000, 1010, 1020, 1030, 1040, 1050, 1060]),
+                ("b", &[1000, 1010, 1020, 1030, 1040, 1050]),
+            ]),
+            1065,
+        );
+        assert_eq!(points(&p, "a").len(), 7);
+        assert_eq!(points(&p, "b").len(), 6);
+        let bodies = server.bodies(PATH);
+        assert_eq!(
+            (form(&bodies[0], "start"), form(&bodies[0], "end")),
+            (460, 1060)
+        );
+
+        // Second poll starts LATE_STEPS before b's newest point; the overlap is dropped, b's
+        // late sample at 1060 is taken.
+        let p = poll(
+            &mut poller,
+            answer(&[
+                ("a", &[1040, 1050, 1060, 1070, 1080, 1080]),
+                ("b", &[1040, 1050, 1060, 1070, 1080]),
+            ]),
+            1085,
+        );
+        let bodies = server.bodies(PATH);
+        assert_eq!(form(&bodies[1], "start"), 1050 - LATE_STEPS * 10);
+        assert_eq!(
+            points(&p, "a"),
+            vec![1070, 1080],
+            "overlap and a duplicate dropped"
+        );
+        assert_eq!(points(&p, "b"), vec![1060, 1070, 1080]);
+        assert!(p.vanished.is_empty() && p.empty.is_empty());
+        assert_eq!(poller.cursor(0), Some(1080));
+
+        // A restarted server with an empty head: the query finds nothing, the series are stale
+        // and the next poll reads the whole window again.
+        let p = poll(&mut poller, answer(&[]), 1095);
+        assert_eq!(p.empty, vec!["q".to_string()]);
+        assert_eq!(p.vanished.len(), 2);
+        assert_eq!(poller.cursor(0), None);
+        assert_eq!(poller.live(), 0);
+
+        // It answers again with old and new samples (a backfill, or data kept on disk): only
+        // what is newer than what was handed out comes through, and a is live again.
+        let p = poll(
+            &mut poller,
+            answer(&[("a", &[1000, 1060, 1080, 1090, 1100])]),
+            1105,
+        );
+        let bodies = server.bodies(PATH);
+        assert_eq!(form(&bodies[3], "start"), 1100 - 600);
+        assert_eq!(points(&p, "a"), vec![1090, 1100]);
+        assert_eq!(poller.live(), 1);
+        assert_eq!(p.points_read, 5);
     }
 }

@@ -44,6 +44,7 @@ pub fn read_all(series: &[Series], target: &str) -> Vec<SourceEvent> {
         healthy: true,
         message: format!("{} series, {points} points", series.len()),
         last_ok: unix_now(),
+        poll_seconds: None,
     }));
     for s in series {
         out.push(SourceEvent::Points {
@@ -74,6 +75,7 @@ pub async fn run(
             healthy: true,
             message,
             last_ok: unix_now(),
+            poll_seconds: None,
         })
     };
     let describe = |c: &ReplayControl| {

@@ -15,6 +15,9 @@ pub struct SourceStatus {
     pub message: String,
     /// Unix seconds of the last successful read (0 = never).
     pub last_ok: i64,
+    /// How long the latest read took, in seconds (polling sources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_seconds: Option<f64>,
 }
 
 /// A message from a source to the engine.

@@ -1,8 +1,9 @@
 //! The main job: the TUI, `--headless`, or `--once`.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
-use color_eyre::eyre::{Result, bail, eyre};
+use color_eyre::eyre::{Result, eyre};
 
 use super::{Cli, runtime};
 use pulsewatch_core::config::Config;
@@ -10,8 +11,10 @@ use pulsewatch_core::domain::SourceKind;
 use pulsewatch_engine::export::api;
 use pulsewatch_engine::services;
 
-/// The main job: `--once`, or the long-running monitor.
-pub fn live(cli: &Cli, mut cfg: Config) -> Result<()> {
+/// The main job: `--once`, or the long-running monitor. `--once` exits with
+/// [`services::exit`]'s codes: 1 when the push or a query failed, 2 when no query returned a
+/// series.
+pub fn live(cli: &Cli, mut cfg: Config) -> Result<ExitCode> {
     if let Some(d) = &cli.detector {
         cfg.detector.name = d.parse().map_err(|e: String| eyre!("--detector: {e}"))?;
     }
@@ -35,17 +38,19 @@ pub fn live(cli: &Cli, mut cfg: Config) -> Result<()> {
             print!("{}", crate::report::table(&report));
         }
         if let Some(f) = report.failure() {
-            bail!(f);
+            eprintln!("Error: {f}");
         }
-        return Ok(());
+        return Ok(ExitCode::from(report.exit_code()));
     }
     if cli.headless {
-        return rt.block_on(crate::headless::run(
+        rt.block_on(crate::headless::run(
             &cfg,
             kind,
             listen,
             Duration::from_secs(5),
-        ));
+        ))?;
+    } else {
+        rt.block_on(crate::tui::run(&cfg, kind, listen))?;
     }
-    rt.block_on(crate::tui::run(&cfg, kind, listen))
+    Ok(ExitCode::SUCCESS)
 }

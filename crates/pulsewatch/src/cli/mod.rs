@@ -11,6 +11,7 @@ mod screenshots;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::{Result, WrapErr, eyre};
@@ -95,7 +96,7 @@ pub enum Command {
 }
 
 /// Entry point of the binary.
-pub fn main() -> Result<()> {
+pub fn main() -> Result<ExitCode> {
     install_error_hook()?;
     let cli = Cli::parse();
     let loaded = Config::load(cli.config.as_deref())?;
@@ -116,12 +117,12 @@ pub fn main() -> Result<()> {
                 print!("; environment: {}", loaded.env_overrides.join(", "));
             }
             println!("\n{}", loaded.config.redacted().to_toml());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Some(cmd) => {
             let _guard = logging::init(&loaded.config.logging).map_err(|e| eyre!(e))?;
             tracing::info!(source = %loaded.source, overrides = ?loaded.env_overrides, "config loaded");
-            run(cmd, &loaded)
+            run(cmd, &loaded).map(|()| ExitCode::SUCCESS)
         }
     }
 }

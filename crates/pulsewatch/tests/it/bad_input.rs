@@ -554,6 +554,11 @@ const CONFIG: &[ConfigCase] = &[
         &["positive"],
     ),
     cfg(
+        "spike_magnitude_nan.toml",
+        At::ConfigKey("[tui] spike_magnitude"),
+        &["NaN", "(0, 1000]"],
+    ),
+    cfg(
         "bad_key_binding.toml",
         At::ConfigKey("[tui.keys] quit"),
         &["unknown key \"ctrl-shift-q\""],

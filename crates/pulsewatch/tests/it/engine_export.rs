@@ -191,7 +191,7 @@ fn promql_source_rediscovers_label_sets_and_reports_errors() {
         return;
     };
     rt().block_on(async {
-        let http = reqwest::Client::new();
+        let http = testkit::http_client().build().expect("client");
         let push = |group: &'static str, v: f64| {
             let http = http.clone();
             let url = format!("{}/metrics/job/disc/g/{group}", pgw.url());
@@ -368,7 +368,7 @@ fn json_api_and_metrics_over_http() {
         .await
         .expect("serve");
         let base = format!("http://{addr}");
-        let http = reqwest::Client::new();
+        let http = testkit::http_client().build().expect("client");
         let get = |path: &str| {
             let http = http.clone();
             let url = format!("{base}{path}");

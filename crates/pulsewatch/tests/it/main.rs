@@ -39,6 +39,7 @@ mod config_file;
 mod deployment;
 mod engine_export;
 mod fetch_nab;
+mod fleet;
 mod forecast;
 mod pipelines;
 mod prometheus_integration;

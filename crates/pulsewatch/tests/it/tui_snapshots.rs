@@ -84,6 +84,7 @@ fn snapshot() -> Arc<Snapshot> {
         healthy: true,
         message: "6 series at 10 points/s".into(),
         last_ok: 0,
+        poll_seconds: None,
     });
     core.snapshot()
 }
