@@ -120,13 +120,22 @@ pub struct SourceConfig {
     pub kind: SourceKind,
     /// Newest points per series the engine keeps for the UI, the API and retraining.
     pub history: usize,
+    /// "k/n": take only the series whose id hashes to k modulo n (see `shard`); "" = all.
+    pub shard: String,
 }
 impl Default for SourceConfig {
     fn default() -> Self {
         SourceConfig {
             kind: SourceKind::Nab,
             history: 2000,
+            shard: String::new(),
         }
+    }
+}
+impl SourceConfig {
+    /// The shard setting, parsed; errors name the key.
+    pub fn shard(&self) -> Result<Option<crate::shard::Shard>, String> {
+        crate::shard::Shard::parse_setting(&self.shard).map_err(|e| format!("[source] shard: {e}"))
     }
 }
 
@@ -1222,6 +1231,7 @@ impl Config {
     /// replay, Prometheus and Pushgateway settings, secrets and key bindings. Errors name the key
     /// (the caller adds the file).
     pub fn validate(&self) -> Result<(), String> {
+        self.source.shard()?;
         self.detector.validate()?;
         crate::forecast::ForecastSettings::from_config(&self.forecast)
             .map_err(|e| e.to_string())?;

@@ -30,4 +30,5 @@ pub mod nab;
 pub mod num;
 pub mod par;
 pub mod prom;
+pub mod shard;
 pub mod store;

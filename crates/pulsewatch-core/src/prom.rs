@@ -123,7 +123,7 @@ pub fn parse_query_range(
 }
 
 /// One path segment pair `/<name>/<value>` of a grouping key.
-fn key_segment(name: &str, value: &str) -> String {
+pub fn key_segment(name: &str, value: &str) -> String {
     // "." and ".." would be removed from the path as dot-segments by any URL parser.
     let plain = !matches!(value, "" | "." | "..")
         && value

@@ -23,17 +23,24 @@
 //!   points, then again every `[forecast] refresh` if new points arrived since its last fit
 //!   (`0s`: only on demand), and whenever [`ForecastHandle::refresh`] asks for it.
 //! * One fit runs at a time, on tokio's blocking pool (`spawn_blocking`); further requests wait
-//!   in a queue (each series at most once; on-demand requests go first).
+//!   in a queue (each series at most once; on-demand requests go first). Scheduled fits keep to
+//!   a budget of [`FIT_DUTY`] of one core: after a fit that took `d`, the next scheduled one
+//!   starts `d × (1 / FIT_DUTY − 1)` later, so thousands of series are refitted in turn at a
+//!   flat CPU cost and scoring is never starved (on-demand fits skip the wait).
 //! * A failed fit keeps the previous forecast and records the error.
 //! * Each snapshot holds, per series, the latest forecast, the replay time (the newest point's
 //!   timestamp), the expectation *at* the replay time (the forecast step on that timestamp, when
 //!   the point arrived after the fit) and the one-step expectation (the first forecast step after
 //!   the replay time). Expectations are recomputed on every [`ForecastHandle::update_history`],
 //!   without refitting.
-//! * At most [`MAX_HISTORY`] of the newest points are kept per series.
+//! * Each series' history is a [`ForecastHistory`]: at most 288 buckets a day and
+//!   [`pulsewatch_core::forecast::MAX_BUCKETS`] in all, so per-series state is bounded at any
+//!   sampling interval.
+//! * Snapshots are published at most every [`PUBLISH_EVERY`] (one copy of the series map per
+//!   publish, not per fit).
 //! * The service stops when every handle is dropped or [`ForecastHandle::shutdown`] is called.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,10 +48,15 @@ use tokio::sync::{mpsc, watch};
 
 use pulsewatch_core::config::ForecastConfig;
 use pulsewatch_core::detect::Point;
-use pulsewatch_core::forecast::model::{Forecast, MIN_POINTS, forecast_series};
+use pulsewatch_core::forecast::model::{Forecast, MIN_POINTS};
 use pulsewatch_core::forecast::{
-    ForecastError, ForecastSettings, MAX_HISTORY, ModelKind, SeriesForecast,
+    ForecastError, ForecastHistory, ForecastSettings, ModelKind, SeriesForecast,
 };
+
+/// Share of one core scheduled fits may use on average.
+pub const FIT_DUTY: f64 = 0.25;
+/// Longest gap between two snapshots while something changed.
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 
 /// Everything the service knows, at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -163,7 +175,10 @@ impl ForecastService {
             settings: Arc::new(settings),
             series: HashMap::new(),
             queue: VecDeque::new(),
+            queued: HashSet::new(),
+            urgent: 0,
             running: None,
+            next_fit: tokio::time::Instant::now(),
             version: 0,
             snap_tx,
         };
@@ -173,25 +188,32 @@ impl ForecastService {
 }
 
 struct SeriesData {
-    timestamps: Vec<i64>,
-    values: Vec<f64>,
-    /// History length at the last fit start (to tell whether new points arrived).
-    fitted_len: Option<usize>,
+    history: ForecastHistory,
+    /// A fit has started at least once.
+    fitted: bool,
     /// Points appended since the last fit started.
     new_points: usize,
-    state: SeriesForecast,
+    /// Shared with the published snapshots; copied on write.
+    state: Arc<SeriesForecast>,
 }
 
 struct FitDone {
     series: String,
     result: Result<Forecast, ForecastError>,
+    took: Duration,
 }
 
 struct Actor {
     settings: Arc<ForecastSettings>,
     series: HashMap<String, SeriesData>,
     queue: VecDeque<String>,
+    /// What `queue` holds (membership in O(1)).
+    queued: HashSet<String>,
+    /// On-demand requests, served before the budget's wait.
+    urgent: usize,
     running: Option<String>,
+    /// No scheduled fit starts before this (the budget).
+    next_fit: tokio::time::Instant,
     version: u64,
     snap_tx: watch::Sender<Arc<ForecastSnapshot>>,
 }
@@ -205,8 +227,17 @@ impl Actor {
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             i
         });
+        let mut dirty = false;
+        let mut last_publish = tokio::time::Instant::now();
         loop {
-            let mut dirty = false;
+            let publish_at = last_publish + PUBLISH_EVERY;
+            let fit_at = (!self.queue.is_empty() && self.running.is_none()).then(|| {
+                if self.urgent > 0 {
+                    tokio::time::Instant::now()
+                } else {
+                    self.next_fit
+                }
+            });
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None | Some(Command::Shutdown) => break,
@@ -222,10 +253,28 @@ impl Actor {
                         None => std::future::pending::<()>().await,
                     }
                 } => dirty |= self.schedule_due(),
+                _ = async {
+                    match fit_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {}
+                _ = async {
+                    if dirty {
+                        tokio::time::sleep_until(publish_at).await
+                    } else {
+                        std::future::pending::<()>().await
+                    }
+                } => {}
             }
-            dirty |= self.start_next(&done_tx);
-            if dirty {
+            let ready = self.urgent > 0 || tokio::time::Instant::now() >= self.next_fit;
+            if ready {
+                dirty |= self.start_next(&done_tx);
+            }
+            if dirty && tokio::time::Instant::now() >= publish_at {
                 self.publish();
+                last_publish = tokio::time::Instant::now();
+                dirty = false;
             }
         }
     }
@@ -273,7 +322,9 @@ impl Actor {
                 true
             }
             Command::Remove(name) => {
-                self.queue.retain(|q| *q != name);
+                if self.queued.remove(&name) {
+                    self.queue.retain(|q| *q != name);
+                }
                 self.series.remove(&name).is_some()
             }
             Command::Shutdown => false,
@@ -285,53 +336,44 @@ impl Actor {
             .series
             .entry(name.clone())
             .or_insert_with(|| SeriesData {
-                timestamps: Vec::new(),
-                values: Vec::new(),
-                fitted_len: None,
+                history: ForecastHistory::new(),
+                fitted: false,
                 new_points: 0,
-                state: SeriesForecast::new(&name),
+                state: Arc::new(SeriesForecast::new(&name)),
             });
+        let state = Arc::make_mut(&mut d.state);
         if replace {
-            d.timestamps.clear();
-            d.values.clear();
-            d.fitted_len = None;
-            d.state.replay_time = None;
+            d.history = ForecastHistory::new();
+            d.fitted = false;
+            state.replay_time = None;
         }
-        for p in &points {
-            d.timestamps.push(p.timestamp);
-            d.values.push(p.value);
-            d.state.replay_time = Some(
-                d.state
-                    .replay_time
-                    .map_or(p.timestamp, |t| t.max(p.timestamp)),
-            );
+        d.history.extend(&points);
+        if let Some(t) = points.iter().map(|p| p.timestamp).max() {
+            state.replay_time = Some(state.replay_time.map_or(t, |r| r.max(t)));
         }
         d.new_points += points.len();
-        // Trim in batches (a quarter of the cap at a time), not one point per append.
-        if d.timestamps.len() > MAX_HISTORY + MAX_HISTORY / 4 {
-            let cut = d.timestamps.len() - MAX_HISTORY;
-            d.timestamps.drain(..cut);
-            d.values.drain(..cut);
-        }
-        d.state.history_points = d.timestamps.len();
-        d.state.update_expectations();
-        let first_fit = d.fitted_len.is_none() && d.timestamps.len() >= MIN_POINTS;
+        state.history_points = d.history.len();
+        state.update_expectations();
+        let first_fit = !d.fitted && d.history.len() >= MIN_POINTS;
         if first_fit {
             self.enqueue(name, false);
         }
     }
 
     fn enqueue(&mut self, name: String, front: bool) {
-        if let Some(pos) = self.queue.iter().position(|q| *q == name) {
+        if self.queued.contains(&name) {
             if !front {
                 return;
             }
-            self.queue.remove(pos);
+            self.queue.retain(|q| *q != name);
+        } else {
+            self.queued.insert(name.clone());
         }
         if let Some(d) = self.series.get_mut(&name) {
-            d.state.pending = true;
+            Arc::make_mut(&mut d.state).pending = true;
         }
         if front {
+            self.urgent += 1;
             self.queue.push_front(name);
         } else {
             self.queue.push_back(name);
@@ -343,7 +385,9 @@ impl Actor {
         let mut due: Vec<String> = self
             .series
             .iter()
-            .filter(|(_, d)| d.new_points > 0 && d.timestamps.len() >= MIN_POINTS)
+            .filter(|(k, d)| {
+                d.new_points > 0 && d.history.len() >= MIN_POINTS && !self.queued.contains(*k)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         due.sort();
@@ -359,12 +403,13 @@ impl Actor {
             return false;
         }
         while let Some(name) = self.queue.pop_front() {
+            self.queued.remove(&name);
+            self.urgent = self.urgent.saturating_sub(1);
             let Some(d) = self.series.get_mut(&name) else {
                 continue;
             };
-            let ts = d.timestamps.clone();
-            let vs = d.values.clone();
-            d.fitted_len = Some(ts.len());
+            let history = d.history.clone();
+            d.fitted = true;
             d.new_points = 0;
             let settings = self.settings.clone();
             let tx = done_tx.clone();
@@ -372,9 +417,14 @@ impl Actor {
             self.running = Some(name);
             tokio::task::spawn_blocking(move || {
                 let t0 = Instant::now();
-                let result = forecast_series(&ts, &vs, &settings, settings.model);
-                tracing::debug!(target: "pulsewatch::forecast", series = %series, ok = result.is_ok(), elapsed = ?t0.elapsed(), "forecast fit");
-                let _ = tx.send(FitDone { series, result });
+                let result = SeriesForecast::fit_history(&history, &settings);
+                let took = t0.elapsed();
+                tracing::debug!(target: "pulsewatch::forecast", series = %series, ok = result.is_ok(), elapsed = ?took, "forecast fit");
+                let _ = tx.send(FitDone {
+                    series,
+                    result,
+                    took,
+                });
             });
             return true;
         }
@@ -383,15 +433,18 @@ impl Actor {
 
     fn finished(&mut self, done: FitDone) {
         self.running = None;
-        let queued = self.queue.contains(&done.series);
+        // The budget: the next scheduled fit waits in proportion to this one.
+        self.next_fit = tokio::time::Instant::now() + done.took.mul_f64(1.0 / FIT_DUTY - 1.0);
+        let queued = self.queued.contains(&done.series);
         let Some(d) = self.series.get_mut(&done.series) else {
             return;
         };
-        d.state.pending = queued;
+        let state = Arc::make_mut(&mut d.state);
+        state.pending = queued;
         if let Err(e) = &done.result {
             tracing::warn!(target: "pulsewatch::forecast", series = %done.series, error = %e, "forecast fit failed");
         }
-        d.state.record(done.result);
+        state.record(done.result);
     }
 
     fn publish(&mut self) {
@@ -402,7 +455,7 @@ impl Actor {
             series: self
                 .series
                 .iter()
-                .map(|(k, d)| (k.clone(), Arc::new(d.state.clone())))
+                .map(|(k, d)| (k.clone(), d.state.clone()))
                 .collect(),
         };
         self.snap_tx.send_replace(Arc::new(snap));

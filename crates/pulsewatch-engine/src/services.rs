@@ -99,11 +99,36 @@ pub fn load_corpus_at(root: &std::path::Path, labels: Option<&std::path::Path>) 
     Ok(corpus)
 }
 
+/// The Pushgateway pusher of `kind` (with this instance's shard in its group), `None` when
+/// export is off.
+pub fn pusher(cfg: &Config, kind: SourceKind) -> Result<Option<pushgateway::Pusher>> {
+    let shard = cfg.source.shard().map_err(|e| eyre!(e))?;
+    Ok(pushgateway::Pusher::new(&cfg.pushgateway, kind.name())
+        .map_err(|e| eyre!(e))?
+        .map(|p| p.for_shard(shard)))
+}
+
+/// `[prometheus]` with this instance's shard.
+fn prom_settings(cfg: &Config) -> Result<PromSettings> {
+    let mut s = PromSettings::from_config(&cfg.prometheus).map_err(|e| eyre!(e))?;
+    s.shard = cfg.source.shard().map_err(|e| eyre!(e))?;
+    Ok(s)
+}
+
+/// The corpus of `[data] dir`, only this instance's shard of it.
+fn sharded_corpus(cfg: &Config) -> Result<Corpus> {
+    let mut corpus = load_corpus(cfg)?;
+    if let Some(sh) = cfg.source.shard().map_err(|e| eyre!(e))? {
+        corpus.series.retain(|s| sh.owns(&s.key));
+    }
+    Ok(corpus)
+}
+
 /// The live source for `kind`.
 pub fn source_spec(cfg: &Config, kind: SourceKind) -> Result<SourceSpec> {
     Ok(match kind {
         SourceKind::Nab => {
-            let corpus = load_corpus(cfg)?;
+            let corpus = sharded_corpus(cfg)?;
             SourceSpec::Replay {
                 series: Arc::new(corpus.series),
                 target: cfg.data.dir.display().to_string(),
@@ -111,7 +136,7 @@ pub fn source_spec(cfg: &Config, kind: SourceKind) -> Result<SourceSpec> {
             }
         }
         SourceKind::Prometheus => {
-            let s = PromSettings::from_config(&cfg.prometheus).map_err(|e| eyre!(e))?;
+            let s = prom_settings(cfg)?;
             SourceSpec::Prometheus(PromClient::new(s).map_err(|e| eyre!(e))?)
         }
         SourceKind::Host => SourceSpec::Host(cfg.host.interval.0.max(Duration::from_millis(200))),
@@ -155,13 +180,12 @@ pub mod exit {
 async fn read_once(cfg: &Config, kind: SourceKind) -> Result<promql::OnceRead> {
     let events = match kind {
         SourceKind::Nab => {
-            let corpus = load_corpus(cfg)?;
+            let corpus = sharded_corpus(cfg)?;
             let target = cfg.data.dir.display().to_string();
             replay::read_all(&corpus.series, &target)
         }
         SourceKind::Prometheus => {
-            let settings = PromSettings::from_config(&cfg.prometheus).map_err(|e| eyre!(e))?;
-            let client = PromClient::new(settings).map_err(|e| eyre!(e))?;
+            let client = PromClient::new(prom_settings(cfg)?).map_err(|e| eyre!(e))?;
             return promql::read_once(&client, ONCE_QUERY_ATTEMPTS, ONCE_FIRST_BACKOFF)
                 .await
                 .map_err(|e| eyre!(e));
@@ -178,7 +202,7 @@ async fn read_once(cfg: &Config, kind: SourceKind) -> Result<promql::OnceRead> {
 /// the exit code); input and config errors are errors.
 pub async fn once(cfg: &Config, kind: SourceKind) -> Result<OnceReport> {
     let settings = engine_settings(cfg, kind)?;
-    let pusher = pushgateway::Pusher::new(&cfg.pushgateway, kind.name()).map_err(|e| eyre!(e))?;
+    let pusher = pusher(cfg, kind)?;
     let promql::OnceRead {
         events,
         errors: source_errors,
@@ -309,8 +333,7 @@ impl Services {
     /// (with `listen`).
     pub async fn start(cfg: &Config, kind: SourceKind, listen: Option<SocketAddr>) -> Result<Self> {
         let settings = engine_settings(cfg, kind)?;
-        let pusher =
-            pushgateway::Pusher::new(&cfg.pushgateway, kind.name()).map_err(|e| eyre!(e))?;
+        let pusher = pusher(cfg, kind)?;
         let spec = source_spec(cfg, kind)?;
         Self::start_with(cfg, settings, spec, pusher, listen).await
     }

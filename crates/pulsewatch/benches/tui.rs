@@ -1,5 +1,7 @@
 //! TUI render cost: one frame at 200×60 with all 58 NAB series (history of 2,000 points each,
-//! forecasts in place), per tab, into ratatui's TestBackend. Goal: ≤ 2 ms per frame.
+//! forecasts in place), per tab, into ratatui's TestBackend (goal ≤ 2 ms per frame); and one
+//! Live frame with 10,000 synthetic PromQL-like series of 240 points, the cursor in the middle
+//! (goal ≤ 5 ms).
 //! Run with `cargo bench --bench tui`; `cargo bench --bench tui_idle` measures the real binary's
 //! idle CPU and memory.
 
@@ -75,5 +77,49 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+fn bench_fleet(c: &mut Criterion) {
+    use pulsewatch_core::domain::SeriesInfo;
+    let cfg = Config::default();
+    let mut core = Core::new(
+        pulsewatch_engine::services::core_settings(&cfg, SourceKind::Prometheus).expect("settings"),
+    );
+    let n = 10_000;
+    let t0 = 1_790_000_000;
+    for i in 0..n {
+        let pts: Vec<Point> = (0..240)
+            .map(|k| {
+                let t = t0 + k * 15;
+                Point {
+                    timestamp: t,
+                    value: testkit::exporter::value(i, t),
+                }
+            })
+            .collect();
+        let id = format!(
+            "synth{{group=\"{}\",series=\"{}\"}}",
+            testkit::exporter::group_label(i),
+            testkit::exporter::series_label(i)
+        );
+        let info = SeriesInfo {
+            id: id.clone(),
+            name: id,
+            category: "synth".into(),
+            source: SourceKind::Prometheus,
+        };
+        core.ingest(info, &pts, false);
+    }
+    let mut app = tui::new_app(&cfg, core.snapshot()).expect("app");
+    app.selected = n / 2;
+    app.tab = Tab::ALL[0];
+    let mut term = Terminal::new(TestBackend::new(200, 60)).expect("terminal");
+    let mut g = c.benchmark_group("tui_frame_200x60_10000_series");
+    g.bench_function(Tab::ALL[0].title(), |b| {
+        b.iter(|| {
+            term.draw(|f| ui::draw(f, &app)).expect("draw");
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_fleet);
 criterion_main!(benches);

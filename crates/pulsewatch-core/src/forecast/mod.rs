@@ -4,12 +4,14 @@
 //! * [`regular`]: puts a raw series (unsorted, duplicated, irregular, gappy) on a regular grid;
 //!   every model fits the regular values, and forecast timestamps continue that grid.
 //! * [`season`]: daily/weekly periods for a sampling interval, and automatic detection.
+//! * [`history`]: what a forecast is fitted on: at most 288 buckets a day, at most 14 days.
 //! * [`model`]: fitting and predicting ([`forecast`]), including the fallbacks for constant and
 //!   short series.
 //! * [`metrics`]: MAE, MASE, sMAPE and interval coverage on a held-out tail ([`holdout`]).
 //! * [`service`]: the engine's forecast service (background fits, snapshots over a watch channel).
 //! * [`cli`]: the `forecast` command.
 
+pub mod history;
 pub mod metrics;
 pub mod model;
 pub mod prophet_native;
@@ -25,11 +27,12 @@ use crate::config::ForecastConfig;
 use crate::domain::Named;
 pub use crate::domain::{Expectation, ModelKind};
 
+pub use history::{ForecastHistory, MAX_BUCKETS};
 pub use metrics::{Accuracy, Holdout, holdout};
 pub use model::{Forecast, forecast, forecast_series};
 pub use regular::{Regular, RegularStats, regularise};
 pub use season::{Period, PeriodName};
-pub use series::{MAX_HISTORY, SeriesForecast};
+pub use series::SeriesForecast;
 
 /// Why a forecast could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

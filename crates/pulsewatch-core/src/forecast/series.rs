@@ -4,12 +4,10 @@
 
 use std::sync::Arc;
 
+use super::history::ForecastHistory;
 use super::model::{Forecast, forecast_series};
 use super::{ForecastError, ForecastSettings};
 use crate::domain::{Expectation, Point};
-
-/// Newest points a forecast is fitted on (ten weeks of 5-minute data).
-pub const MAX_HISTORY: usize = 20_160;
 
 /// One series' forecast state.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +21,7 @@ pub struct SeriesForecast {
     pub pending: bool,
     /// Completed fits (successful or not).
     pub fits: u64,
-    /// Points held.
+    /// Points (buckets) the forecast is fitted on.
     pub history_points: usize,
     /// Replay time: the newest point's timestamp.
     pub replay_time: Option<i64>,
@@ -49,17 +47,25 @@ impl SeriesForecast {
         }
     }
 
-    /// Fits `settings.model` on the newest [`MAX_HISTORY`] of `points` (in time order, as the
-    /// engine keeps them) and returns the state after that one fit.
+    /// Fits `settings.model` on `points` (in time order, as the engine keeps them) as a
+    /// [`ForecastHistory`] holds them, and returns the state after that one fit.
     pub fn fit(series: &str, points: &[Point], settings: &ForecastSettings) -> Self {
-        let tail = &points[points.len().saturating_sub(MAX_HISTORY)..];
-        let ts: Vec<i64> = tail.iter().map(|p| p.timestamp).collect();
-        let vs: Vec<f64> = tail.iter().map(|p| p.value).collect();
+        let history = ForecastHistory::from_points(points);
         let mut s = SeriesForecast::new(series);
-        s.history_points = tail.len();
-        s.replay_time = ts.iter().copied().max();
-        s.record(forecast_series(&ts, &vs, settings, settings.model));
+        s.replay_time = points.iter().map(|p| p.timestamp).max();
+        s.history_points = history.len();
+        s.record(Self::fit_history(&history, settings));
         s
+    }
+
+    /// The one fit: `settings.model` on a bucketed history. The forecast service, batch mode
+    /// and backfill all come here.
+    pub fn fit_history(
+        history: &ForecastHistory,
+        settings: &ForecastSettings,
+    ) -> Result<Forecast, ForecastError> {
+        let (ts, vs) = history.series();
+        forecast_series(&ts, &vs, settings, settings.model)
     }
 
     /// Records the result of a fit: a new forecast, or the error (the previous forecast stays).

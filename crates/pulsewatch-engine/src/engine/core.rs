@@ -2,10 +2,11 @@
 //! points, counters, and the snapshot built from them. The async loop ([`super::spawn`]), batch
 //! mode ([`super::run_batch`], what `--once` runs) and backfill all score through [`Core::ingest`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::history::History;
 use super::state::{ScoredPoint, SeriesView, Snapshot, TrainState};
 use crate::sources::source::{SeriesInfo, SourceEvent, SourceKind, SourceStatus};
 use pulsewatch_core::config::DetectorConfig;
@@ -30,7 +31,7 @@ pub struct CoreSettings {
 pub(crate) struct Tracked {
     pub info: SeriesInfo,
     pub detector: Box<dyn Detector>,
-    pub points: VecDeque<ScoredPoint>,
+    pub points: History,
     pub ingested: u64,
     pub anomalies: u64,
     pub stale: bool,
@@ -51,7 +52,7 @@ impl Tracked {
 
     /// The kept points as plain points (for retraining, forecasting and analysis).
     pub fn history(&self) -> Vec<Point> {
-        self.points.iter().map(ScoredPoint::point).collect()
+        self.points.points()
     }
 
     fn view(&mut self) -> Arc<SeriesView> {
@@ -60,7 +61,7 @@ impl Tracked {
         }
         let v = Arc::new(SeriesView {
             info: self.info.clone(),
-            points: self.points.iter().copied().collect(),
+            points: self.points.clone(),
             ingested: self.ingested,
             anomalies: self.anomalies,
             stale: self.stale,
@@ -197,7 +198,7 @@ impl Core {
                 Tracked {
                     info: info.clone(),
                     detector,
-                    points: VecDeque::with_capacity(self.settings.history.min(4096)),
+                    points: History::new(self.settings.history),
                     ingested: prev.as_ref().map_or(0, |p| p.ingested),
                     anomalies: prev.as_ref().map_or(0, |p| p.anomalies),
                     stale: false,
@@ -211,7 +212,6 @@ impl Core {
             );
         }
         let threshold = self.settings.threshold;
-        let cap = self.settings.history.max(1);
         let Some(t) = self.series.get_mut(&id) else {
             return Vec::new();
         };
@@ -233,9 +233,6 @@ impl Core {
             let anomaly = score >= threshold;
             t.ingested += 1;
             t.anomalies += u64::from(anomaly);
-            if t.points.len() == cap {
-                t.points.pop_front();
-            }
             let sp = ScoredPoint {
                 timestamp: p.timestamp,
                 value: p.value,
@@ -243,7 +240,7 @@ impl Core {
                 anomaly,
                 injected: spike.is_some(),
             };
-            t.points.push_back(sp);
+            t.points.push(sp);
             fed.push(sp);
         }
         fed
@@ -346,7 +343,7 @@ mod tests {
         let a = snap.get("a").expect("series a");
         assert_eq!(a.points.len(), 100);
         assert_eq!(a.ingested, 250);
-        assert_eq!(a.points[0].timestamp, 150 * 300);
+        assert_eq!(a.points.get(0).map(|p| p.timestamp), Some(150 * 300));
         // A restart (looped replay) starts a fresh detector but keeps the counters.
         core.ingest(info("a"), &pts(0..10, |_| 1.0), true);
         let a2 = core.snapshot();
@@ -379,9 +376,9 @@ mod tests {
         let snap = core.snapshot();
         let a = snap.get("a").expect("a");
         let n = a.points.len();
-        let hit = a.points[n - 2];
+        let hit = a.points.get(n - 2).expect("point");
         assert!(hit.injected && hit.anomaly, "{hit:?}");
-        assert!(!a.points[n - 1].injected);
+        assert!(!a.points.get(n - 1).expect("point").injected);
         assert!(a.anomalies >= 1);
     }
 

@@ -14,6 +14,7 @@
 //! consumers read the latest snapshot whenever they like and never block the engine.
 
 pub mod core;
+pub mod history;
 pub mod state;
 
 use std::collections::HashMap;
@@ -237,6 +238,7 @@ fn start(
         jobs: HashMap::new(),
         fc_generation: 0,
         fc_pending: Vec::new(),
+        fc_index: HashMap::new(),
     };
     let task = tokio::spawn(lp.run(src_rx, ctl_rx, train_rx, source_task));
     EngineHandle {
@@ -263,6 +265,8 @@ struct Loop {
     fc_generation: u64,
     /// New points for the forecaster, sent in one batch per publish tick.
     fc_pending: Vec<(String, Vec<Point>)>,
+    /// Where each series is in `fc_pending`.
+    fc_index: HashMap<String, usize>,
 }
 
 /// Runs `f` where blocking is allowed: scoring may fit a model (Isolation Forest, LSTM) on the
@@ -345,12 +349,17 @@ impl Loop {
         let fed = blocking(|| core.apply(ev));
         if let (Some((id, points, restart)), Some((fc, _))) = (fed, &self.forecast) {
             if restart {
-                self.fc_pending.retain(|(s, _)| *s != id);
+                if let Some(i) = self.fc_index.get(&id) {
+                    self.fc_pending[*i].1.clear();
+                }
                 fc.set_history(&id, points);
             } else if !points.is_empty() {
-                match self.fc_pending.iter_mut().find(|(s, _)| *s == id) {
-                    Some((_, p)) => p.extend(points),
-                    None => self.fc_pending.push((id, points)),
+                match self.fc_index.get(&id) {
+                    Some(&i) => self.fc_pending[i].1.extend(points),
+                    None => {
+                        self.fc_index.insert(id.clone(), self.fc_pending.len());
+                        self.fc_pending.push((id, points));
+                    }
                 }
             }
         }
@@ -360,7 +369,9 @@ impl Loop {
         if self.fc_pending.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.fc_pending);
+        let mut batch = std::mem::take(&mut self.fc_pending);
+        self.fc_index.clear();
+        batch.retain(|(_, p)| !p.is_empty());
         if let Some((fc, _)) = &self.forecast {
             fc.update_many(batch);
         }
@@ -420,6 +431,7 @@ impl Loop {
     /// Restarts the forecast service with another model and gives it every series' history.
     fn switch_forecast(&mut self, model: pulsewatch_core::forecast::ModelKind) {
         self.fc_pending.clear();
+        self.fc_index.clear();
         let Some(mut settings) = self.settings.forecast.clone() else {
             return;
         };

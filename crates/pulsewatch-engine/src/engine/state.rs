@@ -12,6 +12,7 @@ use pulsewatch_core::domain::Expectation;
 pub use pulsewatch_core::domain::ScoredPoint;
 use pulsewatch_core::forecast::SeriesForecast;
 
+pub use super::history::History;
 use crate::sources::source::{SeriesInfo, SourceKind, SourceStatus};
 
 /// A retrain of one series, as the UI shows it.
@@ -49,8 +50,8 @@ impl TrainState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesView {
     pub info: SeriesInfo,
-    /// The newest points, oldest first (at most `[source] history`).
-    pub points: Vec<ScoredPoint>,
+    /// The newest points, oldest first (at most `[source] history`), shared with the engine.
+    pub points: History,
     /// Points ingested since start (a looped replay keeps counting).
     pub ingested: u64,
     /// Points flagged anomalous since start.
@@ -70,7 +71,7 @@ pub struct SeriesView {
 }
 
 impl SeriesView {
-    pub fn last(&self) -> Option<&ScoredPoint> {
+    pub fn last(&self) -> Option<ScoredPoint> {
         self.points.last()
     }
 

@@ -159,7 +159,7 @@ fn series_json(s: &SeriesView) -> Value {
         "ingested": s.ingested,
         "anomalies": s.anomalies,
         "stale": s.stale,
-        "last": s.last().map(point_json),
+        "last": s.last().as_ref().map(point_json),
         "forecast": s.expectation(),
         "training": s.training,
     })
@@ -195,8 +195,7 @@ async fn points(State(st): State<ApiState>, Query(q): Query<SeriesQuery>) -> Res
         Err(r) => return *r,
     };
     let limit = q.limit.unwrap_or(100);
-    let from = s.points.len().saturating_sub(limit);
-    let pts: Vec<Value> = s.points[from..].iter().map(point_json).collect();
+    let pts: Vec<Value> = s.points.tail(limit).iter().map(point_json).collect();
     Json(json!({ "series": s.info.id, "version": snap.version, "points": pts })).into_response()
 }
 

@@ -83,8 +83,9 @@ fn write_family(
     Ok(n)
 }
 
-/// The rolling forecast of one series: every `horizon`, a fit on the points up to then (at most
-/// [`MAX_HISTORY`](pulsewatch_core::forecast::MAX_HISTORY)), giving (point, lower, upper) samples for the next horizon.
+/// The rolling forecast of one series: every `horizon`, a fit on the points up to then (as a
+/// [`ForecastHistory`](pulsewatch_core::forecast::ForecastHistory) keeps them), giving (point,
+/// lower, upper) samples for the next horizon.
 #[allow(clippy::type_complexity)]
 fn rolling_forecast(
     s: &Series,

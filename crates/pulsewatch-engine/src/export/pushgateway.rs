@@ -79,6 +79,18 @@ impl fmt::Debug for Pusher {
 impl Pusher {
     /// A pusher for the group `job=<cfg.job>,source=<source>`; `None` when `[pushgateway] url`
     /// is empty (export off).
+    /// The group of this instance: with a shard, its grouping key has `shard="k/n"` too, so
+    /// the shards of one fleet push side by side and one stopping deletes only its own group.
+    pub fn for_shard(mut self, shard: Option<pulsewatch_core::shard::Shard>) -> Self {
+        if let Some(sh) = shard {
+            self.url.push_str(&pulsewatch_core::prom::key_segment(
+                "shard",
+                &sh.to_string(),
+            ));
+        }
+        self
+    }
+
     pub fn new(cfg: &PushgatewayConfig, source: &str) -> Result<Option<Self>, String> {
         cfg.validate()?;
         let base = cfg.url.trim();

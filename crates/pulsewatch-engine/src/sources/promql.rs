@@ -13,6 +13,7 @@ pub use pulsewatch_core::prom::{QuerySeries, parse_query_range, series_id};
 
 use super::source::{SourceEvent, SourceKind, SourceStatus, unix_now};
 use pulsewatch_core::config::{NamedQuery, PrometheusConfig};
+use pulsewatch_core::shard::Shard;
 
 /// A series whose newest sample is this many steps old counts as vanished.
 pub const STALE_STEPS: i64 = 3;
@@ -25,6 +26,8 @@ pub struct PromSettings {
     pub window: Duration,
     pub timeout: Duration,
     pub queries: Vec<NamedQuery>,
+    /// Take only this shard's series (`[source] shard`).
+    pub shard: Option<Shard>,
 }
 
 impl PromSettings {
@@ -37,6 +40,7 @@ impl PromSettings {
             window: c.window.0,
             timeout: c.timeout.0,
             queries: c.queries.clone(),
+            shard: None,
         })
     }
 }
@@ -176,12 +180,15 @@ impl Poller {
             };
             match client.query_range(q, start, end).await {
                 Ok(found) => {
-                    if found.is_empty() {
-                        out.empty.push(q.name.clone());
-                    }
+                    let mut owned = 0;
                     let mut present = HashSet::new();
                     for mut qs in found {
                         out.points_read += qs.points.len();
+                        // Another shard's series: not ours to score.
+                        if s.shard.is_some_and(|sh| !sh.owns(&qs.info.id)) {
+                            continue;
+                        }
+                        owned += 1;
                         // A series whose newest sample is older than three steps has gone (a
                         // full-window read still returns its earlier samples).
                         let live = qs
@@ -217,6 +224,9 @@ impl Poller {
                         if !qs.points.is_empty() || seen.is_none() {
                             out.series.push(qs);
                         }
+                    }
+                    if owned == 0 {
+                        out.empty.push(q.name.clone());
                     }
                     let mut oldest_live: Option<i64> = None;
                     for (id, seen) in self.seen.iter_mut() {
@@ -441,6 +451,7 @@ mod tests {
                 name: "q".into(),
                 query: "m".into(),
             }],
+            shard: None,
         })
         .expect("client");
         let rt = tokio::runtime::Builder::new_current_thread()

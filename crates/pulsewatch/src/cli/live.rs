@@ -18,6 +18,10 @@ pub fn live(cli: &Cli, mut cfg: Config) -> Result<ExitCode> {
     if let Some(d) = &cli.detector {
         cfg.detector.name = d.parse().map_err(|e: String| eyre!("--detector: {e}"))?;
     }
+    if let Some(sh) = &cli.shard {
+        pulsewatch_core::shard::Shard::parse_setting(sh).map_err(|e| eyre!("--shard: {e}"))?;
+        cfg.source.shard = sh.clone();
+    }
     let kind: SourceKind = match cli.source.as_deref() {
         Some(s) => s.parse().map_err(|e: String| eyre!("--source: {e}"))?,
         None => cfg.source.kind,

@@ -54,6 +54,11 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub detector: Option<String>,
 
+    /// Take only shard K of N of the series (by a stable hash of the series id; default:
+    /// [source] shard, all). Each shard pushes its own Pushgateway group.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+
     /// Serve /metrics and the JSON API on ADDR: HOST:PORT, :PORT or PORT (the last two bind
     /// 127.0.0.1). Default: [api] listen (off).
     #[arg(long, value_name = "ADDR")]

@@ -426,11 +426,5 @@ impl App {
 
 /// The newest `n` points of a series.
 pub fn tail_points(s: &SeriesView, n: usize) -> Vec<Point> {
-    s.points[s.points.len().saturating_sub(n)..]
-        .iter()
-        .map(|p| Point {
-            timestamp: p.timestamp,
-            value: p.value,
-        })
-        .collect()
+    s.points.tail(n).iter().map(|p| p.point()).collect()
 }

@@ -267,10 +267,16 @@ fn draw_live_table(f: &mut Frame, app: &App, area: Rect) {
     };
     let header = Row::new(header_cells).style(t.dim());
     let threshold = app.snap.threshold;
+    // Only the rows that fit are built (thousands of series cost no more than a screenful): the
+    // window scrolls just enough to keep the selection in view, as ratatui's own would.
+    let visible = usize::from(area.height.saturating_sub(1)).max(1);
+    let offset = app.selected.saturating_sub(visible - 1);
     let rows: Vec<Row> = app
         .snap
         .series
         .iter()
+        .skip(offset)
+        .take(visible)
         .map(|s| {
             let last = s.last();
             let value = last.map_or("-".into(), |p| fmt_value(p.value));
@@ -285,7 +291,13 @@ fn draw_live_table(f: &mut Frame, app: &App, area: Rect) {
             if wide {
                 cells.push(Cell::from(s.info.category.clone()).style(t.dim()));
             }
-            cells.push(Cell::from(sparkline(&s.points, spark_w as usize)).style(t.series()));
+            cells.push(
+                Cell::from(sparkline(
+                    &s.points.tail(spark_w as usize),
+                    spark_w as usize,
+                ))
+                .style(t.series()),
+            );
             cells.push(Cell::from(value));
             cells.push(
                 Cell::from(last.map_or("-".into(), |_| format!("{score:.2}")))
@@ -310,7 +322,7 @@ fn draw_live_table(f: &mut Frame, app: &App, area: Rect) {
         .header(header)
         .column_spacing(1)
         .row_highlight_style(t.selected());
-    let mut state = TableState::default().with_selected(Some(app.selected));
+    let mut state = TableState::default().with_selected(Some(app.selected - offset));
     f.render_stateful_widget(table, area, &mut state);
 }
 
@@ -339,7 +351,7 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
         return;
     };
     let shown = (area.width as usize * 2).clamp(10, 2000);
-    let pts = &s.points[s.points.len().saturating_sub(shown)..];
+    let pts = s.points.tail(shown);
     let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.timestamp as f64, p.value)).collect();
     let flagged: Vec<(f64, f64)> = pts
         .iter()
@@ -616,7 +628,9 @@ fn draw_spikes(f: &mut Frame, app: &App, area: Rect) {
             .iter()
             .map(|p| (p.timestamp as f64, p.value))
             .collect(),
-        None => s.points[s.points.len().saturating_sub(TEST_POINTS)..]
+        None => s
+            .points
+            .tail(TEST_POINTS)
             .iter()
             .map(|p| (p.timestamp as f64, p.value))
             .collect(),

@@ -554,6 +554,11 @@ const CONFIG: &[ConfigCase] = &[
         &["positive"],
     ),
     cfg(
+        "shard_out_of_range.toml",
+        At::ConfigKey("[source] shard"),
+        &["\"3/2\"", "k/n"],
+    ),
+    cfg(
         "spike_magnitude_nan.toml",
         At::ConfigKey("[tui] spike_magnitude"),
         &["NaN", "(0, 1000]"],

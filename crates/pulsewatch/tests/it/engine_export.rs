@@ -216,6 +216,7 @@ fn promql_source_rediscovers_label_sets_and_reports_errors() {
                 name: "disc".into(),
                 query: query.into(),
             }],
+            shard: None,
         };
         let client = PromClient::new(mk("disc_value")).expect("client");
         let mut poller = Poller::default();
@@ -476,7 +477,7 @@ fn json_api_and_metrics_over_http() {
         .expect("point scored")
         .expect("engine alive")
         .clone();
-        let last = *snap.get("cpu_busy").and_then(|v| v.last()).expect("last");
+        let last = snap.get("cpu_busy").and_then(|v| v.last()).expect("last");
         assert!(last.injected && last.anomaly, "{last:?}");
         eng.send(Control::Pause);
         server.abort();

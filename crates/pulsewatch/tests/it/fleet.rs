@@ -31,6 +31,7 @@ fn client(url: &str, query: &str) -> PromClient {
             name: "synth".into(),
             query: query.into(),
         }],
+        shard: None,
     })
     .expect("client")
 }
@@ -187,5 +188,129 @@ fn once_exits_2_when_no_query_returns_a_series() {
             "never found the series"
         );
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn pushed_shards(pgw: &servers::Server) -> Vec<String> {
+    let text = servers::http_get(&format!("{}/metrics", pgw.url())).unwrap_or_default();
+    let mut shards: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("pulsewatch_value{"))
+        .filter_map(|l| l.split("shard=\"").nth(1))
+        .filter_map(|r| r.split('"').next())
+        .map(str::to_string)
+        .collect();
+    shards.sort();
+    shards.dedup();
+    shards
+}
+
+#[test]
+fn two_shards_cover_every_series_once_and_keep_their_own_groups() {
+    const N: usize = 40;
+    let exp = Exporter::start(N);
+    let Some(prom) = servers::prometheus_scraping(&[exp.target()], 1, servers::History::None)
+    else {
+        return;
+    };
+    let Some(pgw) = servers::pushgateway() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = |cmd: &mut std::process::Command| {
+        cmd.env("PULSEWATCH_PROMETHEUS_URL", prom.url())
+            .env("PULSEWATCH_PROMETHEUS_STEP", "1s")
+            .env("PULSEWATCH_PROMETHEUS_WINDOW", "1m")
+            .env(
+                "PULSEWATCH_PROMETHEUS_QUERIES",
+                "[{name = \"synth\", query = \"synth_load\"}]",
+            );
+    };
+    // Wait for every series to be scraped.
+    let t0 = Instant::now();
+    while servers::query(&prom, exporter::METRIC).len() < N {
+        assert!(t0.elapsed() < Duration::from_secs(30), "series not scraped");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // A range query ends on a whole second (the step): let the first samples fall before it.
+    std::thread::sleep(Duration::from_secs(2));
+    let mut ids = Vec::new();
+    for k in 0..2 {
+        let mut cmd = servers::pulsewatch(dir.path());
+        cmd.args(["--once", "--json", "--source", "prometheus", "--shard"])
+            .arg(format!("{k}/2"))
+            .env("PULSEWATCH_PUSHGATEWAY_URL", "");
+        base(&mut cmd);
+        let out = cmd.output().expect("run a shard");
+        assert!(
+            out.status.success(),
+            "shard {k}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let mine: Vec<String> = doc["series"]
+            .as_array()
+            .expect("series")
+            .iter()
+            .filter_map(|s| s["id"].as_str().map(str::to_string))
+            .collect();
+        assert!(
+            !mine.is_empty() && mine.len() < N,
+            "shard {k}: {}",
+            mine.len()
+        );
+        ids.push(mine);
+    }
+    let mut all: Vec<String> = ids.concat();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "a series in both shards");
+    assert_eq!(all.len(), N, "every series in one shard");
+
+    // Two long-running shards push side by side; stopping one deletes only its group.
+    let mut children = Vec::new();
+    for k in 0..2 {
+        let mut cmd = servers::pulsewatch(dir.path());
+        cmd.args(["--headless", "--source", "prometheus", "--shard"])
+            .arg(format!("{k}/2"))
+            .env("PULSEWATCH_PUSHGATEWAY_URL", pgw.url())
+            .env(
+                "PULSEWATCH_LOGGING_DIR",
+                dir.path().join(format!("logs{k}")),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        base(&mut cmd);
+        children.push(cmd.spawn().expect("start a shard"));
+    }
+    let t0 = Instant::now();
+    while pushed_shards(&pgw) != ["0/2", "1/2"] {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "groups: {:?}",
+            pushed_shards(&pgw)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let first = children.remove(0);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status();
+    let mut first = first;
+    let _ = first.wait();
+    let t0 = Instant::now();
+    while pushed_shards(&pgw) != ["1/2"] {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "groups after stopping shard 0: {:?}",
+            pushed_shards(&pgw)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }
