@@ -2,6 +2,7 @@
 //! Pushgateway's grouping-key paths (with `@base64` where a value needs it). The engine's
 //! PromQL source and pusher speak HTTP around these; the fuzz targets feed them directly.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
@@ -11,10 +12,10 @@ use crate::config::NamedQuery;
 use crate::domain::{Point, SeriesInfo, SourceKind};
 
 #[derive(Deserialize)]
-struct Answer {
+struct Answer<'a> {
     status: String,
-    #[serde(default)]
-    data: Option<Data>,
+    #[serde(default, borrow)]
+    data: Option<Data<'a>>,
     #[serde(default, rename = "errorType")]
     error_type: Option<String>,
     #[serde(default)]
@@ -22,16 +23,51 @@ struct Answer {
 }
 
 #[derive(Deserialize)]
-struct Data {
+struct Data<'a> {
     #[serde(rename = "resultType")]
     result_type: String,
-    result: Vec<Matrix>,
+    #[serde(borrow)]
+    result: Vec<Matrix<'a>>,
 }
 
+/// One result series. Samples are parsed straight into points as they are read (no string per
+/// sample: a 10,000-series answer is millions of them).
 #[derive(Deserialize)]
-struct Matrix {
-    metric: BTreeMap<String, String>,
-    values: Vec<(f64, String)>,
+struct Matrix<'a> {
+    #[serde(borrow)]
+    metric: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    #[serde(deserialize_with = "samples")]
+    values: Vec<Point>,
+}
+
+/// `[[<unix seconds>, "<value>"], ...]` as points; non-finite samples are dropped.
+fn samples<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Point>, D::Error> {
+    struct Samples;
+    impl<'de> serde::de::Visitor<'de> for Samples {
+        type Value = Vec<Point>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of [timestamp, \"value\"] pairs")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<Point>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some((t, v)) = seq.next_element::<(f64, Cow<'de, str>)>()? {
+                if let Ok(value) = v.parse::<f64>()
+                    && value.is_finite()
+                    && t.is_finite()
+                {
+                    out.push(Point {
+                        timestamp: t as i64,
+                        value,
+                    });
+                }
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Samples)
 }
 
 /// One result series of a query.
@@ -97,18 +133,13 @@ pub fn parse_query_range(
         .result
         .into_iter()
         .map(|m| {
-            let id = series_id(&q.name, &m.metric);
-            let points = m
-                .values
-                .iter()
-                .filter_map(|(t, v)| {
-                    let value: f64 = v.parse().ok()?;
-                    (value.is_finite() && t.is_finite()).then_some(Point {
-                        timestamp: *t as i64,
-                        value,
-                    })
-                })
+            let labels: BTreeMap<String, String> = m
+                .metric
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
+            let id = series_id(&q.name, &labels);
+            let points = m.values;
             QuerySeries {
                 info: SeriesInfo {
                     name: id.clone(),

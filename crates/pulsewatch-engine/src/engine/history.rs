@@ -67,7 +67,7 @@ impl Chunk {
         self.values.push(p.value);
         self.scores.push(p.score as f32);
         self.flags
-            .push(u8::from(p.anomaly) * ANOMALY | u8::from(p.injected) * INJECTED);
+            .push((u8::from(p.anomaly) * ANOMALY) | (u8::from(p.injected) * INJECTED));
     }
 
     fn get(&self, i: usize) -> ScoredPoint {
@@ -213,7 +213,7 @@ mod tests {
         assert_eq!(v[0], sp(700 * 15));
         assert_eq!(h.last(), Some(sp(999 * 15)));
         assert_eq!(h.tail(3), vec![sp(997 * 15), sp(998 * 15), sp(999 * 15)]);
-        assert_eq!(h.iter().rev().next(), Some(sp(999 * 15)));
+        assert_eq!(h.iter().next_back(), Some(sp(999 * 15)));
         assert!(h.chunks.len() <= 300 / CHUNK + 2);
         // 17 bytes a point (plus at most one partly filled chunk's capacity).
         assert!(

@@ -115,6 +115,50 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
     }
 }
 
+/// Points one request may ask for (series × steps), so that a long first read of thousands of
+/// series comes as several answers of bounded size rather than one huge one.
+pub const MAX_READ_POINTS: usize = 250_000;
+/// Steps of the first slice of a long read (before the number of series is known).
+const FIRST_SLICE_STEPS: i64 = 60;
+/// Prometheus refuses more than 11,000 points per series in one query.
+const MAX_SLICE_STEPS: i64 = 11_000;
+
+/// `query_range` over `[start, end]` in adjacent slices of at most [`MAX_READ_POINTS`] (after a
+/// first slice of 60 steps tells how many series there are), merged per series in time order.
+async fn read_range(
+    client: &PromClient,
+    q: &NamedQuery,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<Vec<QuerySeries>, String> {
+    if (end - start) / step <= FIRST_SLICE_STEPS {
+        return client.query_range(q, start, end).await;
+    }
+    let mut merged: Vec<QuerySeries> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut from = start;
+    let mut steps = FIRST_SLICE_STEPS;
+    while from <= end {
+        let to = (from + (steps - 1) * step).min(end);
+        let part = client.query_range(q, from, to).await?;
+        let series = part.len();
+        for qs in part {
+            match index.get(&qs.info.id) {
+                Some(&i) => merged[i].points.extend(qs.points),
+                None => {
+                    index.insert(qs.info.id.clone(), merged.len());
+                    merged.push(qs);
+                }
+            }
+        }
+        let per = (MAX_READ_POINTS / series.max(1)) as i64;
+        steps = per.clamp(FIRST_SLICE_STEPS, MAX_SLICE_STEPS);
+        from = to + step;
+    }
+    Ok(merged)
+}
+
 /// What one poll of every query found.
 #[derive(Debug, Default)]
 pub struct Poll {
@@ -178,7 +222,7 @@ impl Poller {
                 Some(c) => (c - LATE_STEPS * step).clamp(window_start, end),
                 None => window_start,
             };
-            match client.query_range(q, start, end).await {
+            match read_range(client, q, start, end, step).await {
                 Ok(found) => {
                     let mut owned = 0;
                     let mut present = HashSet::new();
