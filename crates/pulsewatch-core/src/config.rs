@@ -296,6 +296,31 @@ pub struct PrometheusConfig {
     pub timeout: HumanDuration,
     /// Named PromQL queries; each result series becomes a monitored series.
     pub queries: Vec<NamedQuery>,
+    /// Basic-auth user name ("" = none).
+    pub username: String,
+    /// Basic-auth password ("" = none); prefer PULSEWATCH_PROMETHEUS_PASSWORD or `password_file`.
+    pub password: String,
+    /// File holding the basic-auth password (one trailing newline ignored); excludes `password`.
+    pub password_file: PathBuf,
+    /// Bearer token ("" = none); prefer PULSEWATCH_PROMETHEUS_BEARER_TOKEN or `bearer_token_file`.
+    pub bearer_token: String,
+    /// File holding the bearer token (one trailing newline ignored); excludes `bearer_token`.
+    pub bearer_token_file: PathBuf,
+    /// Extra HTTP headers on every query, e.g. `{ "X-Scope-OrgID" = "tenant-a" }` for a Mimir or
+    /// Cortex tenant.
+    pub headers: BTreeMap<String, String>,
+    /// PEM file of CA certificates to trust for an https url, besides the system's ("" = none).
+    pub ca_file: PathBuf,
+}
+
+/// Header names whose values `print-config` hides (they usually carry credentials).
+pub fn secret_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "authorization"
+        || n == "cookie"
+        || ["token", "key", "secret", "auth", "password"]
+            .iter()
+            .any(|w| n.contains(w))
 }
 
 /// The longest `[prometheus] window` accepted.
@@ -332,6 +357,33 @@ impl PrometheusConfig {
         if self.queries.is_empty() {
             return Err("[prometheus] queries is empty: nothing to poll".into());
         }
+        let token = secret(
+            "[prometheus] bearer_token",
+            &self.bearer_token,
+            &self.bearer_token_file,
+        )?;
+        let password = secret("[prometheus] password", &self.password, &self.password_file)?;
+        if !token.is_empty() && (!self.username.is_empty() || !password.is_empty()) {
+            return Err(
+                "[prometheus] bearer_token and username/password are both set; keep one".into(),
+            );
+        }
+        if !password.is_empty() && self.username.is_empty() {
+            return Err("[prometheus] password is set but username is empty".into());
+        }
+        for (name, value) in &self.headers {
+            http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("[prometheus.headers] {name:?} is not an HTTP header name"))?;
+            http::HeaderValue::from_str(value).map_err(|_| {
+                format!("[prometheus.headers] {name}: the value is not a valid HTTP header value")
+            })?;
+        }
+        if !self.ca_file.as_os_str().is_empty() && !self.ca_file.is_file() {
+            return Err(format!(
+                "[prometheus] ca_file {}: no such file",
+                self.ca_file.display()
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for q in &self.queries {
             if q.name.trim().is_empty() || q.query.trim().is_empty() {
@@ -355,6 +407,13 @@ impl Default for PrometheusConfig {
             window: HumanDuration::secs(3600),
             timeout: HumanDuration::secs(10),
             queries: default_queries(),
+            username: String::new(),
+            password: String::new(),
+            password_file: PathBuf::new(),
+            bearer_token: String::new(),
+            bearer_token_file: PathBuf::new(),
+            headers: BTreeMap::new(),
+            ca_file: PathBuf::new(),
         }
     }
 }
@@ -1117,7 +1176,7 @@ impl Loaded {
         let overrides = &self.env_overrides;
         let from_env = |var: &str| overrides.iter().any(|k| k.eq_ignore_ascii_case(var));
         let c = &mut self.config;
-        let paths: [(&str, &mut PathBuf); 6] = [
+        let paths: [(&str, &mut PathBuf); 9] = [
             ("PULSEWATCH_DATA_DIR", &mut c.data.dir),
             ("PULSEWATCH_RETRAIN_MODEL_DIR", &mut c.retrain.model_dir),
             ("PULSEWATCH_LOGGING_DIR", &mut c.logging.dir),
@@ -1130,6 +1189,15 @@ impl Loaded {
                 &mut c.pushgateway.bearer_token_file,
             ),
             ("PULSEWATCH_API_TOKEN_FILE", &mut c.api.token_file),
+            (
+                "PULSEWATCH_PROMETHEUS_PASSWORD_FILE",
+                &mut c.prometheus.password_file,
+            ),
+            (
+                "PULSEWATCH_PROMETHEUS_BEARER_TOKEN_FILE",
+                &mut c.prometheus.bearer_token_file,
+            ),
+            ("PULSEWATCH_PROMETHEUS_CA_FILE", &mut c.prometheus.ca_file),
         ];
         match &self.source {
             Source::File(file) => {
@@ -1254,6 +1322,13 @@ impl Config {
         let mut c = self.clone();
         hide(&mut c.pushgateway.password);
         hide(&mut c.pushgateway.bearer_token);
+        hide(&mut c.prometheus.password);
+        hide(&mut c.prometheus.bearer_token);
+        for (name, value) in c.prometheus.headers.iter_mut() {
+            if secret_header(name) {
+                hide(value);
+            }
+        }
         hide(&mut c.api.token);
         c
     }

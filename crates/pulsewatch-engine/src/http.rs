@@ -17,3 +17,74 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     install_crypto_provider();
     reqwest::Client::builder()
 }
+
+/// Credentials sent with every request of a client (Prometheus queries, Pushgateway pushes).
+/// Its `Debug` never shows them.
+#[derive(Clone, Default)]
+pub enum Auth {
+    #[default]
+    None,
+    Basic(String, String),
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::None => "none",
+            Auth::Basic(..) => "basic (hidden)",
+            Auth::Bearer(_) => "bearer (hidden)",
+        })
+    }
+}
+
+impl Auth {
+    /// The credentials of a config section: its `[<section>] bearer_token` (inline or
+    /// `_file`), else basic auth when `username` is set. Errors name the key, never a secret.
+    pub fn from_config(
+        section: &str,
+        username: &str,
+        password: (&str, &std::path::Path),
+        token: (&str, &std::path::Path),
+    ) -> Result<Auth, String> {
+        use pulsewatch_core::config::secret;
+        let token = secret(&format!("[{section}] bearer_token"), token.0, token.1)?;
+        let password = secret(&format!("[{section}] password"), password.0, password.1)?;
+        Ok(if !token.is_empty() {
+            Auth::Bearer(token)
+        } else if !username.is_empty() {
+            Auth::Basic(username.to_string(), password)
+        } else {
+            Auth::None
+        })
+    }
+
+    /// `rb` with the credentials.
+    pub fn apply(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::None => rb,
+            Auth::Basic(u, p) => rb.basic_auth(u, Some(p)),
+            Auth::Bearer(t) => rb.bearer_auth(t),
+        }
+    }
+}
+
+/// `builder` trusting the CA certificates of the PEM file at `path` too; errors name `key`.
+pub fn with_ca_file(
+    builder: reqwest::ClientBuilder,
+    key: &str,
+    path: &std::path::Path,
+) -> Result<reqwest::ClientBuilder, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{key} {}: not PEM certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{key} {}: no certificate in the file",
+            path.display()
+        ));
+    }
+    Ok(certs
+        .into_iter()
+        .fold(builder, |b, c| b.add_root_certificate(c)))
+}

@@ -137,7 +137,7 @@ pub fn source_spec(cfg: &Config, kind: SourceKind) -> Result<SourceSpec> {
         }
         SourceKind::Prometheus => {
             let s = prom_settings(cfg)?;
-            SourceSpec::Prometheus(PromClient::new(s).map_err(|e| eyre!(e))?)
+            SourceSpec::Prometheus(Box::new(PromClient::new(s).map_err(|e| eyre!(e))?))
         }
         SourceKind::Host => SourceSpec::Host(cfg.host.interval.0.max(Duration::from_millis(200))),
     })

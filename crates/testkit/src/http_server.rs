@@ -53,6 +53,8 @@ struct State {
     counts: HashMap<String, usize>,
     /// Request bodies per path, in arrival order (POST forms, PUT pushes; "" for GET).
     bodies: HashMap<String, Vec<String>>,
+    /// Request heads (request line and headers) per path, in arrival order.
+    heads: HashMap<String, Vec<String>>,
     total: usize,
 }
 
@@ -144,6 +146,15 @@ impl TestServer {
             .unwrap_or_default()
     }
 
+    /// The heads (request line and headers) of the requests for `path` so far, oldest first.
+    pub fn heads(&self, path: &str) -> Vec<String> {
+        self.lock()
+            .heads
+            .get(&key(path))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Requests received for `path` (whatever the answer was).
     pub fn requests(&self, path: &str) -> usize {
         self.lock().counts.get(&key(path)).copied().unwrap_or(0)
@@ -159,6 +170,7 @@ impl TestServer {
         let mut s = self.lock();
         s.counts.clear();
         s.bodies.clear();
+        s.heads.clear();
         s.total = 0;
     }
 
@@ -247,6 +259,7 @@ async fn handle(mut stream: TcpStream, root: &Path, state: &Mutex<State>) -> std
             .entry(path.clone())
             .or_default()
             .push(String::from_utf8_lossy(&request_body).into_owned());
+        s.heads.entry(path.clone()).or_default().push(head.clone());
         match s.rules.get_mut(&path) {
             Some(Rule {
                 remaining: Some(0), ..

@@ -14,6 +14,7 @@ pub const PROMETHEUS: &[&str] = &["prometheus"];
 pub const PUSHGATEWAY: &[&str] = &["prometheus-pushgateway", "pushgateway"];
 pub const NODE_EXPORTER: &[&str] = &["prometheus-node-exporter", "node_exporter"];
 pub const PROMTOOL: &[&str] = &["promtool"];
+pub const VICTORIA_METRICS: &[&str] = &["victoria-metrics", "victoria-metrics-prod"];
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
@@ -43,7 +44,7 @@ pub fn require(names: &[&str]) -> Option<PathBuf> {
     }
     let msg = format!(
         "{} not installed (apt-get install prometheus prometheus-pushgateway \
-         prometheus-node-exporter; .ci/run does this)",
+         prometheus-node-exporter victoria-metrics; .ci/run does this)",
         names[0]
     );
     if in_ci() {
@@ -67,6 +68,8 @@ pub struct Server {
     bin: PathBuf,
     args: Vec<String>,
     ready: &'static str,
+    /// Basic-auth credentials the readiness check needs (a server behind `--web.config.file`).
+    ready_auth: Option<(String, String)>,
 }
 
 impl Server {
@@ -109,6 +112,11 @@ impl Drop for Server {
 
 /// GET `url`; `Some(body)` on a 2xx answer.
 pub fn http_get(url: &str) -> Option<String> {
+    http_get_auth(url, None)
+}
+
+/// [`http_get`] with basic-auth credentials.
+pub fn http_get_auth(url: &str, auth: Option<(&str, &str)>) -> Option<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -118,7 +126,11 @@ pub fn http_get(url: &str) -> Option<String> {
             .timeout(Duration::from_secs(5))
             .build()
             .ok()?;
-        let r = c.get(url).send().await.ok()?;
+        let mut rb = c.get(url);
+        if let Some((u, p)) = auth {
+            rb = rb.basic_auth(u, Some(p));
+        }
+        let r = rb.send().await.ok()?;
         if !r.status().is_success() {
             return None;
         }
@@ -181,6 +193,7 @@ fn spawn(
         bin: bin.to_path_buf(),
         args: args.to_vec(),
         ready,
+        ready_auth: None,
     };
     wait_ready(&mut s);
     s
@@ -193,7 +206,11 @@ fn wait_ready(s: &mut Server) {
         if let Ok(Some(status)) = s.child.try_wait() {
             panic!("{} exited with {status}:\n{}", s.name, s.log());
         }
-        if http_get(&url).is_some() {
+        let ok = match &s.ready_auth {
+            None => http_get(&url).is_some(),
+            Some((u, p)) => http_get_auth(&url, Some((u, p))).is_some(),
+        };
+        if ok {
             return;
         }
         std::thread::sleep(Duration::from_millis(25));
@@ -327,6 +344,72 @@ pub fn prometheus_scraping(
         "--storage.tsdb.retention.time=100y".to_string(),
     ];
     Some(spawn("prometheus", &bin, &args, port, dir, "/-/ready"))
+}
+
+/// A Prometheus scraping `targets` every second behind basic auth (`--web.config.file`): user
+/// `user` with the bcrypt hash `hash` of `password` (which the readiness check uses).
+pub fn prometheus_with_basic_auth(
+    targets: &[String],
+    user: &str,
+    hash: &str,
+    password: &str,
+) -> Option<Server> {
+    let bin = require(PROMETHEUS)?;
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    let cfg = format!(
+        "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: synth\n    \
+         scrape_timeout: 1s\n    static_configs: [ {{ targets: [{}] }} ]\n",
+        list.join(", ")
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), cfg).expect("write prometheus.yml");
+    std::fs::write(
+        dir.path().join("web.yml"),
+        format!("basic_auth_users:\n  {user}: '{hash}'\n"),
+    )
+    .expect("write web.yml");
+    let args = vec![
+        "--config.file=prometheus.yml".to_string(),
+        "--web.config.file=web.yml".to_string(),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--storage.tsdb.path=data".to_string(),
+    ];
+    let child = start_child(&bin, &args, dir.path());
+    let mut s = Server {
+        name: "prometheus",
+        port,
+        dir,
+        child,
+        bin,
+        args,
+        ready: "/-/ready",
+        ready_auth: Some((user.to_string(), password.to_string())),
+    };
+    wait_ready(&mut s);
+    Some(s)
+}
+
+/// Debian's VictoriaMetrics single node scraping `targets` (job `synth`) every second, with its
+/// default 30 s `-search.latencyOffset` (queries do not see the newest 30 s).
+pub fn victoria_metrics(targets: &[String]) -> Option<Server> {
+    let bin = require(VICTORIA_METRICS)?;
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    let cfg = format!(
+        "global: {{ scrape_interval: 1s }}\nscrape_configs:\n  - job_name: synth\n    \
+         static_configs: [ {{ targets: [{}] }} ]\n",
+        list.join(", ")
+    );
+    std::fs::write(dir.path().join("scrape.yml"), cfg).expect("write scrape.yml");
+    let args = vec![
+        "-promscrape.config=scrape.yml".to_string(),
+        format!("-httpListenAddr=127.0.0.1:{port}"),
+        "-storageDataPath=data".to_string(),
+        "-retentionPeriod=100y".to_string(),
+    ];
+    Some(spawn("victoria-metrics", &bin, &args, port, dir, "/health"))
 }
 
 /// A Prometheus with no scrape jobs serving the TSDB at `data` (e.g. backfilled blocks), with a

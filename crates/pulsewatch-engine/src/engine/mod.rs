@@ -49,7 +49,7 @@ pub enum SourceSpec {
         target: String,
         loop_at_end: bool,
     },
-    Prometheus(PromClient),
+    Prometheus(Box<PromClient>),
     /// This machine, sampled every interval.
     Host(Duration),
     /// Events from elsewhere (tests, embedding).
@@ -165,7 +165,7 @@ pub fn spawn(settings: EngineSettings, source: SourceSpec) -> Result<EngineHandl
             replay_rx,
             src_tx,
         ))),
-        SourceSpec::Prometheus(client) => Some(tokio::spawn(promql::run(client, src_tx))),
+        SourceSpec::Prometheus(client) => Some(tokio::spawn(promql::run(*client, src_tx))),
         SourceSpec::Host(every) => Some(tokio::spawn(host::run(every, src_tx))),
         SourceSpec::Channel(rx) => {
             drop(src_tx);

@@ -48,8 +48,20 @@ fn escape(v: &str) -> String {
         .replace('\n', r"\n")
 }
 
+/// A series' labels, in order.
+type Labels = Vec<(&'static str, String)>;
 /// One family: `(labels, [(timestamp, value)])` per series.
-type Family = Vec<(String, Vec<(i64, f64)>)>;
+type Family = Vec<(Labels, Vec<(i64, f64)>)>;
+/// Every family by metric name, with its help text.
+type Families = BTreeMap<&'static str, (&'static str, Family)>;
+
+fn label_text(labels: &Labels) -> String {
+    let parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
+    parts.join(",")
+}
 
 /// Time-ordered, deduplicated (last value of a timestamp wins), finite samples.
 fn clean(mut samples: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
@@ -75,6 +87,7 @@ fn write_family(
     writeln!(w, "# TYPE {name} gauge")?;
     let mut n = 0;
     for (labels, samples) in fam {
+        let labels = label_text(labels);
         for (t, v) in samples {
             writeln!(w, "{name}{{{labels}}} {v} {t}")?;
             n += 1;
@@ -123,19 +136,91 @@ pub fn write_openmetrics(
     opts: &BackfillOptions,
     w: &mut impl Write,
 ) -> std::io::Result<usize> {
-    let mut fams: BTreeMap<&str, (&str, Family)> = BTreeMap::new();
-    let mut add = |name: &'static str, help: &'static str, labels: String, s: Vec<(i64, f64)>| {
+    let fams = families(series, opts);
+    let mut n = 0;
+    for (name, (help, fam)) in &fams {
+        n += write_family(w, name, help, fam)?;
+    }
+    writeln!(w, "# EOF")?;
+    Ok(n)
+}
+
+/// Writes `series` in VictoriaMetrics' JSON line import format (`/api/v1/import`: one line per
+/// series with `metric`, `values` and `timestamps` in milliseconds); returns the samples.
+pub fn write_vm_import(
+    series: &[Series],
+    opts: &BackfillOptions,
+    w: &mut impl Write,
+) -> std::io::Result<usize> {
+    let mut n = 0;
+    for (name, (_, fam)) in &families(series, opts) {
+        for (labels, samples) in fam {
+            let mut metric = serde_json::Map::new();
+            metric.insert("__name__".into(), (*name).into());
+            for (k, v) in labels {
+                metric.insert((*k).into(), v.clone().into());
+            }
+            let values: Vec<f64> = samples.iter().map(|s| s.1).collect();
+            let timestamps: Vec<i64> = samples.iter().map(|s| s.0 * 1000).collect();
+            let line = serde_json::json!({
+                "metric": metric,
+                "values": values,
+                "timestamps": timestamps,
+            });
+            writeln!(w, "{line}")?;
+            n += samples.len();
+        }
+    }
+    Ok(n)
+}
+
+/// Sends `series` to a VictoriaMetrics at `base` (`POST <base>/api/v1/import`); returns the
+/// samples sent. Errors name the URL and the HTTP status.
+pub async fn import_to_victoria(
+    series: &[Series],
+    opts: &BackfillOptions,
+    base: &str,
+) -> Result<usize, String> {
+    let mut body = Vec::new();
+    let n = write_vm_import(series, opts, &mut body).map_err(|e| e.to_string())?;
+    let url = format!("{}/api/v1/import", base.trim_end_matches('/'));
+    let http = crate::http::client_builder()
+        .timeout(std::time::Duration::from_secs(300))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let resp = http
+        .post(&url)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let text = resp.text().await.unwrap_or_default();
+        return Err(format!(
+            "{url}: HTTP {status}: {}",
+            text.chars().take(200).collect::<String>()
+        ));
+    }
+    Ok(n)
+}
+
+/// The families of `series`: values, and scores/flags and rolling forecasts when asked for.
+fn families(series: &[Series], opts: &BackfillOptions) -> Families {
+    let mut fams: Families = BTreeMap::new();
+    let mut add = |name: &'static str, help: &'static str, labels: Labels, s: Vec<(i64, f64)>| {
         fams.entry(name)
             .or_insert_with(|| (help, Vec::new()))
             .1
             .push((labels, s));
     };
     for s in series {
-        let base = format!(
-            r#"series="{}",category="{}",source="nab",job="nab_backfill""#,
-            escape(&s.name),
-            escape(&s.category)
-        );
+        let base: Labels = vec![
+            ("series", s.name.clone()),
+            ("category", s.category.clone()),
+            ("source", "nab".into()),
+            ("job", "nab_backfill".into()),
+        ];
         let values: Vec<(i64, f64)> = s
             .timestamps
             .iter()
@@ -159,7 +244,8 @@ pub fn write_openmetrics(
                 store: None,
             });
             let scored = core.ingest(replay::info(s), &s.points(), false);
-            let labels = format!(r#"{base},detector="{}""#, kind.name());
+            let mut labels = base.clone();
+            labels.push(("detector", kind.name().to_string()));
             let sc: Vec<(i64, f64)> = scored.iter().map(|p| (p.timestamp, p.score)).collect();
             let flags: Vec<(i64, f64)> = scored
                 .iter()
@@ -180,7 +266,8 @@ pub fn write_openmetrics(
         }
         if let Some(fs) = &opts.forecast {
             let (p, lo, hi) = rolling_forecast(s, fs);
-            let labels = format!(r#"{base},model="{}""#, fs.model.name());
+            let mut labels = base.clone();
+            labels.push(("model", fs.model.name().to_string()));
             add(
                 "pulsewatch_forecast_value",
                 "Rolling forecast made one horizon ahead at most.",
@@ -201,12 +288,7 @@ pub fn write_openmetrics(
             );
         }
     }
-    let mut n = 0;
-    for (name, (help, fam)) in &fams {
-        n += write_family(w, name, help, fam)?;
-    }
-    writeln!(w, "# EOF")?;
-    Ok(n)
+    fams
 }
 
 /// What [`create_blocks`] did.

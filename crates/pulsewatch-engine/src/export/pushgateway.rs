@@ -27,28 +27,13 @@ use tokio::task::JoinHandle;
 use super::metrics;
 use crate::engine::state::Snapshot;
 use crate::sources::source::unix_now;
-use pulsewatch_core::config::{PushgatewayConfig, secret};
+use pulsewatch_core::config::PushgatewayConfig;
 
 /// First delay after a failed push; doubles up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-#[derive(Clone)]
-enum Auth {
-    None,
-    Basic(String, String),
-    Bearer(String),
-}
-
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Auth::None => "none",
-            Auth::Basic(..) => "basic (hidden)",
-            Auth::Bearer(_) => "bearer (hidden)",
-        })
-    }
-}
+use crate::http::Auth;
 
 pub use pulsewatch_core::prom::group_url;
 
@@ -97,19 +82,12 @@ impl Pusher {
         if base.is_empty() {
             return Ok(None);
         }
-        let token = secret(
-            "[pushgateway] bearer_token",
-            &cfg.bearer_token,
-            &cfg.bearer_token_file,
+        let auth = Auth::from_config(
+            "pushgateway",
+            &cfg.username,
+            (&cfg.password, &cfg.password_file),
+            (&cfg.bearer_token, &cfg.bearer_token_file),
         )?;
-        let password = secret("[pushgateway] password", &cfg.password, &cfg.password_file)?;
-        let auth = if !token.is_empty() {
-            Auth::Bearer(token)
-        } else if !cfg.username.is_empty() {
-            Auth::Basic(cfg.username.clone(), password)
-        } else {
-            Auth::None
-        };
         let http = crate::http::client_builder()
             .timeout(cfg.timeout.0)
             .connect_timeout(cfg.timeout.0)
@@ -129,12 +107,7 @@ impl Pusher {
     }
 
     fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
-        let rb = self.http.request(method, &self.url);
-        match &self.auth {
-            Auth::None => rb,
-            Auth::Basic(u, p) => rb.basic_auth(u, Some(p)),
-            Auth::Bearer(t) => rb.bearer_auth(t),
-        }
+        self.auth.apply(self.http.request(method, &self.url))
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder, what: &str) -> Result<(), PushError> {

@@ -15,6 +15,8 @@ use super::source::{SourceEvent, SourceKind, SourceStatus, unix_now};
 use pulsewatch_core::config::{NamedQuery, PrometheusConfig};
 use pulsewatch_core::shard::Shard;
 
+use crate::http::Auth;
+
 /// A series whose newest sample is this many steps old counts as vanished.
 pub const STALE_STEPS: i64 = 3;
 
@@ -28,6 +30,12 @@ pub struct PromSettings {
     pub queries: Vec<NamedQuery>,
     /// Take only this shard's series (`[source] shard`).
     pub shard: Option<Shard>,
+    /// Credentials sent with every query (never shown by `Debug`).
+    pub auth: Auth,
+    /// Extra headers on every query (values marked sensitive: `Debug` hides them).
+    pub headers: reqwest::header::HeaderMap,
+    /// CA certificates to trust besides the system's.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl PromSettings {
@@ -41,8 +49,34 @@ impl PromSettings {
             timeout: c.timeout.0,
             queries: c.queries.clone(),
             shard: None,
+            auth: Auth::from_config(
+                "prometheus",
+                &c.username,
+                (&c.password, &c.password_file),
+                (&c.bearer_token, &c.bearer_token_file),
+            )?,
+            headers: headers(&c.headers)?,
+            ca_file: (!c.ca_file.as_os_str().is_empty()).then(|| c.ca_file.clone()),
         })
     }
+}
+
+/// `[prometheus.headers]` as a header map, values marked sensitive.
+fn headers(
+    h: &std::collections::BTreeMap<String, String>,
+) -> Result<reqwest::header::HeaderMap, String> {
+    use reqwest::header::{HeaderName, HeaderValue};
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in h {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("[prometheus.headers] {name:?} is not an HTTP header name"))?;
+        let mut v = HeaderValue::from_str(value).map_err(|_| {
+            format!("[prometheus.headers] {name}: the value is not a valid HTTP header value")
+        })?;
+        v.set_sensitive(true);
+        map.insert(n, v);
+    }
+    Ok(map)
 }
 
 /// A client for one Prometheus server.
@@ -54,9 +88,14 @@ pub struct PromClient {
 
 impl PromClient {
     pub fn new(settings: PromSettings) -> Result<Self, String> {
-        let http = crate::http::client_builder()
+        let mut builder = crate::http::client_builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
+            .default_headers(settings.headers.clone());
+        if let Some(ca) = &settings.ca_file {
+            builder = crate::http::with_ca_file(builder, "[prometheus] ca_file", ca)?;
+        }
+        let http = builder
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(PromClient { http, settings })
@@ -76,8 +115,9 @@ impl PromClient {
         let url = format!("{}/api/v1/query_range", self.settings.url);
         let step = self.settings.step.as_secs().max(1);
         let resp = self
-            .http
-            .post(&url)
+            .settings
+            .auth
+            .apply(self.http.post(&url))
             .form(&[
                 ("query", q.query.as_str()),
                 ("start", &start.to_string()),
@@ -496,6 +536,9 @@ mod tests {
                 query: "m".into(),
             }],
             shard: None,
+            auth: Default::default(),
+            headers: Default::default(),
+            ca_file: None,
         })
         .expect("client");
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -566,5 +609,61 @@ mod tests {
         assert_eq!(points(&p, "a"), vec![1090, 1100]);
         assert_eq!(poller.live(), 1);
         assert_eq!(p.points_read, 5);
+    }
+
+    #[test]
+    fn credentials_and_extra_headers_go_with_every_query_and_never_into_debug() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join(PATH);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("dirs");
+        std::fs::write(&file, answer(&[("a", &[1000, 1010])])).expect("answer");
+        let server = TestServer::serve_dir(dir.path());
+        let cfg = PrometheusConfig {
+            url: server.base_url(),
+            bearer_token: "tok-123-secret".into(),
+            headers: [("X-Scope-OrgID".to_string(), "tenant-a".to_string())].into(),
+            // One request per query (no slicing).
+            window: pulsewatch_core::config::HumanDuration::secs(600),
+            ..PrometheusConfig::default()
+        };
+        let settings = PromSettings::from_config(&cfg).expect("settings");
+        let shown = format!("{settings:?}");
+        assert!(
+            !shown.contains("tok-123-secret") && !shown.contains("tenant-a"),
+            "{shown}"
+        );
+        let client = PromClient::new(settings).expect("client");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let poll = rt.block_on(Poller::default().poll(&client, 1015));
+        assert!(poll.errors.is_empty(), "{:?}", poll.errors);
+        let heads = server.heads(PATH);
+        assert_eq!(heads.len(), cfg.queries.len());
+        for h in &heads {
+            let h = h.to_ascii_lowercase();
+            assert!(h.contains("x-scope-orgid: tenant-a"), "{h}");
+            assert!(h.contains("authorization: bearer tok-123-secret"), "{h}");
+        }
+        // Both kinds of credentials at once, or a header that cannot be sent: errors naming the key.
+        let both = PrometheusConfig {
+            username: "u".into(),
+            ..cfg.clone()
+        };
+        let e = both.validate().expect_err("both");
+        assert!(
+            e.contains("[prometheus] bearer_token") && !e.contains("tok-123"),
+            "{e}"
+        );
+        let bad = PrometheusConfig {
+            headers: [("bad header".to_string(), "x".to_string())].into(),
+            ..PrometheusConfig::default()
+        };
+        assert!(
+            bad.validate()
+                .expect_err("bad")
+                .contains("[prometheus.headers]")
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! `backfill`: NAB history as Prometheus TSDB blocks, scored and forecast by the engine's code.
+//! `backfill`: NAB history as Prometheus TSDB blocks, or sent to VictoriaMetrics' import API,
+//! scored and forecast by the engine's code.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -32,6 +33,10 @@ pub struct BackfillArgs {
     /// Corpus root (default: [data] dir).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Instead of blocks: send the history with its original timestamps to the VictoriaMetrics
+    /// at URL (its `/api/v1/import`), e.g. http://127.0.0.1:8428.
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
 }
 
 pub fn run(args: BackfillArgs, cfg: &Config) -> Result<()> {
@@ -43,6 +48,7 @@ pub fn run(args: BackfillArgs, cfg: &Config) -> Result<()> {
         max_block_duration,
         promtool,
         data,
+        to,
     } = args;
     let root = data.unwrap_or_else(|| cfg.data.dir.clone());
     let corpus = load_corpus(&root, None)?;
@@ -83,6 +89,20 @@ pub fn run(args: BackfillArgs, cfg: &Config) -> Result<()> {
         },
     };
     let t0 = Instant::now();
+    if let Some(url) = to {
+        url::Url::parse(&url).map_err(|e| eyre!("--to {url:?}: not a URL: {e}"))?;
+        let n = super::runtime()?
+            .block_on(pulsewatch_engine::export::backfill::import_to_victoria(
+                &chosen, &opts, &url,
+            ))
+            .map_err(|e| eyre!("backfill --to: {e}"))?;
+        println!(
+            "sent {n} samples of {} series to {url} in {:.1?}",
+            chosen.len(),
+            t0.elapsed()
+        );
+        return Ok(());
+    }
     let r = pulsewatch_engine::export::backfill::create_blocks(
         &chosen,
         &opts,

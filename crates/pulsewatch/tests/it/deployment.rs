@@ -341,6 +341,25 @@ fn compose_services_use_pinned_images_the_documented_ports_and_existing_paths() 
     let once = service(&doc, "pulsewatch-once");
     assert!(strings(&once["profiles"]).contains(&"once".to_string()));
     assert!(strings(&once["command"]).contains(&"--once".to_string()));
+
+    // The `shards` profile: k/2 for every k, same queries, each its own instance.
+    let mut shards = Vec::new();
+    for k in 0..2 {
+        let svc = service(&doc, &format!("pulsewatch-shard-{k}"));
+        assert!(strings(&svc["profiles"]).contains(&"shards".to_string()));
+        let env = environment(svc);
+        assert!(
+            env.contains(&("PULSEWATCH_SOURCE_KIND".into(), "prometheus".into())),
+            "{env:?}"
+        );
+        let shard = env
+            .iter()
+            .find(|(k, _)| k == "PULSEWATCH_SOURCE_SHARD")
+            .map(|(_, v)| v.clone())
+            .expect("a shard");
+        shards.push(shard);
+    }
+    assert_eq!(shards, vec!["0/2".to_string(), "1/2".to_string()]);
 }
 
 /// The environment compose gives pulsewatch is accepted by its config loader (an unknown
@@ -348,7 +367,12 @@ fn compose_services_use_pinned_images_the_documented_ports_and_existing_paths() 
 #[test]
 fn compose_environment_is_a_valid_pulsewatch_config() {
     let doc = compose();
-    for name in ["pulsewatch", "pulsewatch-once"] {
+    for name in [
+        "pulsewatch",
+        "pulsewatch-once",
+        "pulsewatch-shard-0",
+        "pulsewatch-shard-1",
+    ] {
         let tmp = tempfile::tempdir().expect("tempdir");
         let out = Command::new(env!("CARGO_BIN_EXE_pulsewatch"))
             .arg("print-config")
@@ -365,7 +389,18 @@ fn compose_environment_is_a_valid_pulsewatch_config() {
             stdout.contains(r#"url = "http://pushgateway:9091""#),
             "{name}: {stdout}"
         );
-        assert!(stdout.contains(r#"dir = "/data/nab""#), "{name}: {stdout}");
+        if let Some(k) = name.strip_prefix("pulsewatch-shard-") {
+            assert!(
+                stdout.contains(&format!("shard = \"{k}/2\"")),
+                "{name}: {stdout}"
+            );
+            assert!(
+                stdout.contains(r#"kind = "prometheus""#),
+                "{name}: {stdout}"
+            );
+        } else {
+            assert!(stdout.contains(r#"dir = "/data/nab""#), "{name}: {stdout}");
+        }
     }
 }
 

@@ -217,6 +217,9 @@ fn promql_source_rediscovers_label_sets_and_reports_errors() {
                 query: query.into(),
             }],
             shard: None,
+            auth: Default::default(),
+            headers: Default::default(),
+            ca_file: None,
         };
         let client = PromClient::new(mk("disc_value")).expect("client");
         let mut poller = Poller::default();
@@ -291,7 +294,7 @@ fn promql_source_rediscovers_label_sets_and_reports_errors() {
         s.url = prom.url();
         let eng = engine::spawn(
             settings(SourceKind::Prometheus, false),
-            SourceSpec::Prometheus(PromClient::new(s).expect("client")),
+            SourceSpec::Prometheus(Box::new(PromClient::new(s).expect("client"))),
         )
         .expect("engine");
         let mut rx = eng.subscribe();

@@ -32,6 +32,9 @@ fn client(url: &str, query: &str) -> PromClient {
             query: query.into(),
         }],
         shard: None,
+        auth: Default::default(),
+        headers: Default::default(),
+        ca_file: None,
     })
     .expect("client")
 }
@@ -312,5 +315,202 @@ fn two_shards_cover_every_series_once_and_keep_their_own_groups() {
     for mut c in children {
         let _ = c.kill();
         let _ = c.wait();
+    }
+}
+
+/// bcrypt hash of "pw-for-tests" (Prometheus' web config takes bcrypt hashes).
+const TEST_HASH: &str = "$2b$05$y1/WE7rVpvfwmagA7FdohO0yI2/OKbtvRGECAR43TgFvdF5WEnW9e";
+
+#[test]
+fn promql_source_reads_a_prometheus_behind_basic_auth_and_names_the_url_on_401() {
+    let exp = Exporter::start(5);
+    let Some(prom) =
+        servers::prometheus_with_basic_auth(&[exp.target()], "alice", TEST_HASH, "pw-for-tests")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |password: &str| {
+        let mut cmd = servers::pulsewatch(dir.path());
+        cmd.args(["--once", "--json", "--source", "prometheus"])
+            .env("PULSEWATCH_PROMETHEUS_URL", prom.url())
+            .env("PULSEWATCH_PROMETHEUS_STEP", "1s")
+            .env("PULSEWATCH_PROMETHEUS_WINDOW", "1m")
+            .env("PULSEWATCH_PROMETHEUS_USERNAME", "alice")
+            .env("PULSEWATCH_PROMETHEUS_PASSWORD", password)
+            .env("PULSEWATCH_PUSHGATEWAY_URL", "")
+            .env("PULSEWATCH_LOGGING_DIR", dir.path().join("logs"))
+            .env(
+                "PULSEWATCH_PROMETHEUS_QUERIES",
+                "[{name = \"synth\", query = \"synth_load\"}]",
+            );
+        cmd.output().expect("run pulsewatch")
+    };
+    // A wrong password: exit 1, one message with the URL and the status, no secret.
+    let out = run("wrong-pw-123");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&prom.url()) && stderr.contains("401"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong-pw-123"), "{stderr}");
+    // The right one: the exporter's five series.
+    let t0 = Instant::now();
+    loop {
+        let out = run("pw-for-tests");
+        if out.status.code() == Some(0) {
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            assert_eq!(doc["totals"]["series"], 5, "{doc}");
+            assert!(!String::from_utf8_lossy(&out.stdout).contains("pw-for-tests"));
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Nothing in the logs either.
+    for entry in std::fs::read_dir(dir.path().join("logs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        assert!(
+            !text.contains("pw-for-tests") && !text.contains("wrong-pw-123"),
+            "secret in {}",
+            entry.path().display()
+        );
+    }
+}
+
+#[test]
+fn once_reads_victoria_metrics_and_exits_2_while_its_latency_offset_hides_the_data() {
+    let exp = Exporter::start(4);
+    let Some(vm) = servers::victoria_metrics(&[exp.target()]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = || {
+        let mut cmd = servers::pulsewatch(dir.path());
+        cmd.args(["--once", "--json", "--source", "prometheus"])
+            .env("PULSEWATCH_PROMETHEUS_URL", vm.url())
+            .env("PULSEWATCH_PROMETHEUS_STEP", "1s")
+            .env("PULSEWATCH_PROMETHEUS_WINDOW", "5m")
+            .env("PULSEWATCH_PUSHGATEWAY_URL", "")
+            .env(
+                "PULSEWATCH_PROMETHEUS_QUERIES",
+                "[{name = \"synth\", query = \"synth_load\"}]",
+            );
+        cmd.output().expect("run pulsewatch")
+    };
+    // Fresh data is younger than VictoriaMetrics' 30 s latency offset: nothing to score, exit 2.
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["empty_queries"], serde_json::json!(["synth"]));
+    // Once the offset has passed, the same query reads the exporter's four series.
+    let t0 = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let out = run();
+        if out.status.code() == Some(0) {
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            assert_eq!(doc["totals"]["series"], 4, "{doc}");
+            let ids: Vec<&str> = doc["series"]
+                .as_array()
+                .expect("series")
+                .iter()
+                .filter_map(|s| s["id"].as_str())
+                .collect();
+            assert!(
+                ids.iter().all(|id| id.contains("series=\"s00000")),
+                "{ids:?}"
+            );
+            break;
+        }
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "VictoriaMetrics never answered with data"
+        );
+    }
+}
+
+#[test]
+fn backfill_to_victoria_metrics_reads_back_2014_values_exactly() {
+    let Some(root) = crate::support::corpus::nab_root() else {
+        return;
+    };
+    let Some(vm) = servers::victoria_metrics(&[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = servers::pulsewatch(dir.path())
+        .args(["backfill", "--series", "nyc_taxi", "--to"])
+        .arg(vm.url())
+        .arg("--data")
+        .arg(&root)
+        .output()
+        .expect("run backfill");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sent 10320 samples"));
+    let corpus = pulsewatch_core::nab::Corpus::load(&root).expect("corpus");
+    let s = corpus
+        .series
+        .iter()
+        .find(|s| s.name == "nyc_taxi")
+        .expect("nyc_taxi");
+    // Make the import searchable, then read 100 points of 2014 back with query_range.
+    let _ = servers::http_get(&format!("{}/internal/force_flush", vm.url()));
+    let (from, to) = (s.timestamps[200], s.timestamps[299]);
+    let t0 = Instant::now();
+    let got = loop {
+        let r = servers::api(
+            &vm,
+            "/api/v1/query_range",
+            &[
+                ("query", "pulsewatch_value{series=\"nyc_taxi\"}".to_string()),
+                ("start", from.to_string()),
+                ("end", to.to_string()),
+                ("step", "1800".to_string()),
+            ],
+        );
+        let values = r["data"]["result"][0]["values"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if values.len() == 100 {
+            break values;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "read back {} points: {r}",
+            values.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for (i, v) in got.iter().enumerate() {
+        let t = v[0].as_f64().expect("timestamp") as i64;
+        let x: f64 = v[1].as_str().and_then(|x| x.parse().ok()).expect("value");
+        assert_eq!(t, s.timestamps[200 + i], "timestamp {i}");
+        assert_eq!(x, s.values[200 + i], "value at {t}");
     }
 }
