@@ -406,3 +406,58 @@ fn secrets_never_reach_the_screen_or_the_logs() {
         assert!(!seen.contains(s), "secret {s} on screen or in a log");
     }
 }
+
+/// The TUI and `--once` with the default queries (node-exporter CPU, memory, network) against
+/// Debian's VictoriaMetrics single node scraping a real node-exporter: the queries answer once
+/// VictoriaMetrics' 30 s latency offset has passed, and the TUI shows the series.
+#[test]
+fn tui_and_once_read_the_default_queries_from_victoria_metrics() {
+    if !have_tmux() {
+        return;
+    }
+    let Some(node) = servers::node_exporter() else {
+        return;
+    };
+    let Some(vm) = servers::victoria_metrics(&[format!("127.0.0.1:{}", node.port)]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("PULSEWATCH_PROMETHEUS_URL", vm.url()),
+        ("PULSEWATCH_PROMETHEUS_STEP", "1s".to_string()),
+        ("PULSEWATCH_PROMETHEUS_WINDOW", "5m".to_string()),
+    ];
+    let t = Tmux::start(
+        "victoria",
+        200,
+        30,
+        &script_with(
+            dir.path(),
+            Path::new("/nonexistent"),
+            "--source prometheus",
+            &env,
+        ),
+    );
+    let s = t.wait_for("cpu_busy{instance=", 150);
+    assert!(s.contains("source ok"), "{s}");
+    t.keys(&["q"]);
+    let s = t.wait_for("MODE", 15);
+    assert!(s.contains("EXITED 0"), "{s}");
+    assert!(s.contains("MODE icanon"), "{s}");
+
+    let mut cmd = servers::pulsewatch(dir.path());
+    cmd.args(["--once", "--json", "--source", "prometheus"])
+        .env("PULSEWATCH_PUSHGATEWAY_URL", "")
+        .envs(env.iter().map(|(k, v)| (*k, v.clone())));
+    let doc = servers::once_json(cmd, "default queries against VictoriaMetrics");
+    let cats: Vec<&str> = doc["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .filter_map(|s| s["category"].as_str())
+        .collect();
+    assert!(
+        cats.contains(&"cpu_busy") && cats.contains(&"memory_used"),
+        "{cats:?}"
+    );
+}
