@@ -88,3 +88,52 @@ pub fn with_ca_file(
         .into_iter()
         .fold(builder, |b, c| b.add_root_certificate(c)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed test CA (public, made for this test; its key was thrown away).
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBkTCCATegAwIBAgIUDRJ4KVTTN2O5/n7Rvwov7FbKE5AwCgYIKoZIzj0EAwIw
+HTEbMBkGA1UEAwwScHVsc2V3YXRjaCB0ZXN0IENBMCAXDTI2MTIwMjAzNTkxNloY
+DzIxMjYxMTA4MDM1OTE2WjAdMRswGQYDVQQDDBJwdWxzZXdhdGNoIHRlc3QgQ0Ew
+WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASWzPn5T88Mme6O3H8Fnkezr5tHysHS
+3WiYyXSIvUBQyHd6wHqMt/edy1UbKce1wFbOxN66oDUe439SSFOArPlRo1MwUTAd
+BgNVHQ4EFgQUqt1mS7P6nOlDjtBzYRKtMWvS6BAwHwYDVR0jBBgwFoAUqt1mS7P6
+nOlDjtBzYRKtMWvS6BAwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBF
+AiBQXkPe9TC+HFebfVpB0IOn5zBoTUhIgkkqmNr4YU6e+QIhAOoKulEjoNjDU/TR
+GHX3jpUHi+hdNW/mOS1vupDo79HL
+-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn ca_files_are_read_and_bad_ones_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, TEST_CA).expect("write");
+        let b = with_ca_file(client_builder(), "[prometheus] ca_file", &good).expect("a CA");
+        assert!(b.build().is_ok());
+        let missing = dir.path().join("missing.pem");
+        let e =
+            with_ca_file(client_builder(), "[prometheus] ca_file", &missing).expect_err("missing");
+        assert!(
+            e.starts_with("[prometheus] ca_file") && e.contains("missing.pem"),
+            "{e}"
+        );
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").expect("write");
+        let e = with_ca_file(client_builder(), "[prometheus] ca_file", &junk).expect_err("junk");
+        assert!(e.contains("junk.pem"), "{e}");
+    }
+
+    #[test]
+    fn auth_debug_never_shows_secrets() {
+        let a = Auth::Basic("alice".into(), "pw-123".into());
+        let b = Auth::Bearer("tok-456".into());
+        let shown = format!("{a:?} {b:?}");
+        assert!(
+            !shown.contains("pw-123") && !shown.contains("tok-456"),
+            "{shown}"
+        );
+    }
+}
