@@ -108,6 +108,7 @@ pub struct Config {
     pub detector: DetectorConfig,
     pub forecast: ForecastConfig,
     pub retrain: RetrainConfig,
+    pub events: EventsConfig,
     pub tui: TuiConfig,
     pub logging: LoggingConfig,
 }
@@ -746,6 +747,35 @@ impl Default for RetrainConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Anomaly events are appended here (JSON lines) and reloaded on start; "" = keep them in
+    /// memory only. Relative to the config file; without one, in the XDG state folder.
+    pub file: PathBuf,
+    /// Newest events kept in memory and in the file.
+    pub keep: usize,
+}
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            file: PathBuf::from("events.jsonl"),
+            keep: 10_000,
+        }
+    }
+}
+impl EventsConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=1_000_000).contains(&self.keep) {
+            return Err(format!(
+                "[events] keep {} must be between 1 and 1000000 events",
+                self.keep
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct TuiConfig {
     /// Render tick: the screen redraws at most this often unless something changes.
     pub tick: HumanDuration,
@@ -811,6 +841,7 @@ pub enum Action {
     Live,
     Forecast,
     Spikes,
+    Events,
     Up,
     Down,
     PageUp,
@@ -827,17 +858,22 @@ pub enum Action {
     Inject,
     InjectAtCursor,
     Clear,
+    Sort,
+    Filter,
+    Group,
+    Open,
     Help,
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 28] = [
         Action::Quit,
         Action::NextTab,
         Action::PrevTab,
         Action::Live,
         Action::Forecast,
         Action::Spikes,
+        Action::Events,
         Action::Up,
         Action::Down,
         Action::PageUp,
@@ -854,6 +890,10 @@ impl Action {
         Action::Inject,
         Action::InjectAtCursor,
         Action::Clear,
+        Action::Sort,
+        Action::Filter,
+        Action::Group,
+        Action::Open,
         Action::Help,
     ];
 
@@ -866,6 +906,7 @@ impl Action {
             Action::Live => ("live", "Live tab", &["1"]),
             Action::Forecast => ("forecast", "Forecast tab", &["2"]),
             Action::Spikes => ("spikes", "Test spikes tab", &["3"]),
+            Action::Events => ("events", "anomaly events tab", &["4"]),
             Action::Up => ("up", "select previous series", &["up", "k"]),
             Action::Down => ("down", "select next series", &["down", "j"]),
             Action::PageUp => ("page_up", "page up", &["pageup"]),
@@ -874,18 +915,18 @@ impl Action {
             Action::Right => ("right", "spike cursor right", &["right", "l"]),
             Action::Retrain => ("retrain", "retrain selected series", &["r"]),
             Action::RetrainAll => ("retrain_all", "retrain every series", &["R"]),
-            Action::Cancel => ("cancel", "cancel retrains / close help", &["esc"]),
+            Action::Cancel => ("cancel", "close / cancel retrains", &["esc"]),
             Action::Pause => ("pause", "pause / resume replay", &["p"]),
             Action::Faster => ("faster", "replay faster", &["+", "="]),
             Action::Slower => ("slower", "replay slower", &["-"]),
             Action::Model => ("model", "switch forecast model", &["m"]),
             Action::Inject => ("inject", "inject spikes at random", &["i"]),
-            Action::InjectAtCursor => (
-                "inject_at_cursor",
-                "inject spikes at the cursor",
-                &["enter"],
-            ),
+            Action::InjectAtCursor => ("inject_at_cursor", "inject one at the cursor", &["I"]),
             Action::Clear => ("clear", "clear injected spikes", &["c"]),
+            Action::Sort => ("sort", "sort: score, 1h, name", &["s"]),
+            Action::Filter => ("filter", "filter (~ for a regex)", &["/"]),
+            Action::Group => ("group", "group by a label", &["g"]),
+            Action::Open => ("open", "open group / event", &["enter"]),
             Action::Help => ("help", "this help", &["?"]),
         }
     }
@@ -1176,10 +1217,11 @@ impl Loaded {
         let overrides = &self.env_overrides;
         let from_env = |var: &str| overrides.iter().any(|k| k.eq_ignore_ascii_case(var));
         let c = &mut self.config;
-        let paths: [(&str, &mut PathBuf); 9] = [
+        let paths: [(&str, &mut PathBuf); 10] = [
             ("PULSEWATCH_DATA_DIR", &mut c.data.dir),
             ("PULSEWATCH_RETRAIN_MODEL_DIR", &mut c.retrain.model_dir),
             ("PULSEWATCH_LOGGING_DIR", &mut c.logging.dir),
+            ("PULSEWATCH_EVENTS_FILE", &mut c.events.file),
             (
                 "PULSEWATCH_PUSHGATEWAY_PASSWORD_FILE",
                 &mut c.pushgateway.password_file,
@@ -1210,11 +1252,12 @@ impl Loaded {
             }
             Source::Defaults => {
                 let Some(h) = homes else { return };
-                let [(dv, data), (mv, models), (lv, logs), ..] = paths;
+                let [(dv, data), (mv, models), (lv, logs), (ev, events), ..] = paths;
                 for (var, p, home) in [
                     (dv, data, h.data.join("nab")),
                     (mv, models, h.data.join("models")),
                     (lv, logs, h.state.join("logs")),
+                    (ev, events, h.state.join("events.jsonl")),
                 ] {
                     if !from_env(var) {
                         *p = home;
@@ -1308,6 +1351,7 @@ impl Config {
         self.pushgateway.validate()?;
         self.api.resolved_token()?;
         self.tui.validate()?;
+        self.events.validate()?;
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 //! * [`detect`]: streaming anomaly detectors behind one trait, and the spike test.
 //! * [`forecast`]: MSTL/ETS and Prophet forecasts with bands, regularisation, held-out metrics,
 //!   and the one function that turns a history into a series' forecast state.
+//! * [`events`]: anomaly events (consecutive flags), detectors' reasons, the events file.
 //! * [`eval`]: the NAB scorer, results files in NAB's format, the corpus runner, the scoreboard.
 //! * [`num`]: the median, hex digests and the compact number format, written once.
 //! * [`store`]: fitted models on disk (versioned, checksummed); [`atomic`] writes.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod detect;
 pub mod domain;
 pub mod eval;
+pub mod events;
 pub mod forecast;
 #[doc(hidden)]
 pub mod fuzz;

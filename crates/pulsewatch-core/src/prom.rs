@@ -91,6 +91,53 @@ pub fn series_id(name: &str, labels: &BTreeMap<String, String>) -> String {
     }
 }
 
+/// The labels of a [`series_id`] (`name{k="v",...}`), in order; none for a plain name. Values
+/// are unescaped (`\"`, `\\`, `\n`, `\t`, `\r`, `\u{..}`) as `series_id` escaped them.
+pub fn series_labels(id: &str) -> Vec<(String, String)> {
+    let Some(open) = id.find('{') else {
+        return Vec::new();
+    };
+    let body = id[open + 1..].strip_suffix('}').unwrap_or(&id[open + 1..]);
+    let mut out = Vec::new();
+    let mut chars = body.chars().peekable();
+    loop {
+        let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
+        if key.is_empty() || chars.next() != Some('"') {
+            return out;
+        }
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => break,
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some('t') => value.push('\t'),
+                    Some('r') => value.push('\r'),
+                    Some('u') => {
+                        let hex: String = chars
+                            .by_ref()
+                            .skip_while(|&c| c == '{')
+                            .take_while(|&c| c != '}')
+                            .collect();
+                        if let Some(ch) =
+                            u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
+                        {
+                            value.push(ch);
+                        }
+                    }
+                    Some(other) => value.push(other),
+                    None => {}
+                },
+                c => value.push(c),
+            }
+        }
+        out.push((key.trim_start_matches(',').to_string(), value));
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+}
+
 /// Turns a `query_range` answer (HTTP status and body) into series. Errors name the query and,
 /// for answers that are not Prometheus JSON, the URL. Non-finite samples are dropped.
 pub fn parse_query_range(
@@ -177,4 +224,25 @@ pub fn group_url(base: &str, job: &str, grouping: &[(&str, &str)]) -> String {
         url.push_str(&key_segment(k, v));
     }
     url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_labels_read_back_what_series_id_wrote() {
+        let labels: BTreeMap<String, String> = [
+            ("instance", "host:9100"),
+            ("job", "node"),
+            ("odd", "a \"quoted\", back\\slash\nnew line é"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let id = series_id("cpu", &labels);
+        let back: BTreeMap<String, String> = series_labels(&id).into_iter().collect();
+        assert_eq!(back, labels, "{id}");
+        assert!(series_labels("cpu").is_empty());
+    }
 }

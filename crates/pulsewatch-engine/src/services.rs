@@ -48,6 +48,7 @@ pub fn core_settings(cfg: &Config, source: SourceKind) -> Result<CoreSettings> {
         threshold: t,
         history: cfg.source.history.max(1),
         store: Some(ModelStore::new(cfg.retrain.model_dir.clone())),
+        events_keep: cfg.events.keep,
     })
 }
 
@@ -64,6 +65,7 @@ pub fn engine_settings(cfg: &Config, source: SourceKind) -> Result<EngineSetting
             paused: cfg.replay.paused,
             speed,
         },
+        events_file: (!cfg.events.file.as_os_str().is_empty()).then(|| cfg.events.file.clone()),
     })
 }
 

@@ -10,7 +10,7 @@ use testkit::corpus::bench_root as corpus_root;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use pulsewatch::tui::app::Tab;
+use pulsewatch::tui::app::{SortBy, Tab};
 use pulsewatch::tui::{self, ui};
 use pulsewatch_core::config::Config;
 use pulsewatch_core::detect::Point;
@@ -108,7 +108,8 @@ fn bench_fleet(c: &mut Criterion) {
         };
         core.ingest(info, &pts, false);
     }
-    let mut app = tui::new_app(&cfg, core.snapshot()).expect("app");
+    let snap = core.snapshot();
+    let mut app = tui::new_app(&cfg, snap.clone()).expect("app");
     app.selected = n / 2;
     app.tab = Tab::ALL[0];
     let mut term = Terminal::new(TestBackend::new(200, 60)).expect("terminal");
@@ -118,6 +119,53 @@ fn bench_fleet(c: &mut Criterion) {
             term.draw(|f| ui::draw(f, &app)).expect("draw");
         })
     });
+    // Triage views: the frame once the rows are built.
+    app.sort = SortBy::Score;
+    app.set_filter("~group=\"g0[0-4]".into());
+    app.group_by = Some("group".into());
+    app.set_filter(app.filter_text.clone());
+    g.bench_function("Live grouped, regex-filtered", |b| {
+        b.iter(|| {
+            term.draw(|f| ui::draw(f, &app)).expect("draw");
+        })
+    });
+    app.tab = Tab::Events;
+    g.bench_function("Events", |b| {
+        b.iter(|| {
+            term.draw(|f| ui::draw(f, &app)).expect("draw");
+        })
+    });
+    g.finish();
+
+    // What a new engine snapshot costs the UI: filter, sort and group 10,000 series again.
+    let mut g = c.benchmark_group("tui_rows_on_new_snapshot_10000_series");
+    let mut version = snap.version;
+    let cases: [(&str, SortBy, &str, Option<&str>); 5] = [
+        ("name order", SortBy::Name, "", None),
+        ("sorted by score", SortBy::Score, "", None),
+        ("sorted by last hour", SortBy::Recent, "", None),
+        ("substring filter", SortBy::Score, "s12", None),
+        (
+            "regex filter, grouped",
+            SortBy::Score,
+            "~group=\"g0[0-4]",
+            Some("group"),
+        ),
+    ];
+    for (name, sort, filter, group) in cases {
+        let mut app = tui::new_app(&cfg, snap.clone()).expect("app");
+        app.sort = sort;
+        app.group_by = group.map(str::to_string);
+        app.set_filter(filter.to_string());
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                version += 1;
+                let mut next = (*snap).clone();
+                next.version = version;
+                app.set_snapshot(Arc::new(next));
+            })
+        });
+    }
     g.finish();
 }
 

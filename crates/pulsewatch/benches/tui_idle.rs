@@ -44,7 +44,7 @@ fn main() {
     let socket = format!("pulsewatch-idle-{}", std::process::id());
     let script = format!(
         "cd {d} && PULSEWATCH_DATA_DIR={r} PULSEWATCH_PUSHGATEWAY_URL= PULSEWATCH_LOGGING_DIR={d}/logs \
-         sh -c 'echo $$ > {d}/pid; exec {bin}'",
+         PULSEWATCH_EVENTS_FILE={d}/events.jsonl sh -c 'echo $$ > {d}/pid; exec {bin}'",
         d = dir.path().display(),
         r = root.display(),
         bin = env!("CARGO_BIN_EXE_pulsewatch"),

@@ -136,5 +136,10 @@ pub fn json(report: &OnceReport) -> Value {
             "anomalies": s.anomalies(),
         },
         "series": series,
+        "events": s
+            .events_newest_first()
+            .iter()
+            .filter_map(|e| serde_json::to_value(e.as_ref()).ok())
+            .collect::<Vec<Value>>(),
     })
 }

@@ -490,6 +490,7 @@ pub fn pulsewatch_at(bin: &Path, dir: &Path) -> Command {
         .env_remove("PULSEWATCH_CONFIG")
         .env("PULSEWATCH_LOGGING_DIR", dir.join("logs"))
         .env("PULSEWATCH_RETRAIN_MODEL_DIR", dir.join("models"))
+        .env("PULSEWATCH_EVENTS_FILE", dir.join("events.jsonl"))
         .env("NO_COLOR", "1")
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null());

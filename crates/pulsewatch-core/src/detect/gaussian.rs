@@ -7,7 +7,8 @@
 
 use std::collections::VecDeque;
 
-use super::{Detector, Point};
+use super::{Detector, Point, Reason};
+use crate::num::compact;
 
 /// Smallest standard deviation used, so a flat line does not divide by zero.
 const MIN_STD: f64 = 1e-6;
@@ -20,6 +21,8 @@ pub struct WindowedGaussian {
     pending: Vec<f64>,
     mean: f64,
     std: f64,
+    /// The latest point's value and the window's mean and deviation it was scored against.
+    last: Option<(f64, f64, f64)>,
 }
 
 impl WindowedGaussian {
@@ -32,6 +35,7 @@ impl WindowedGaussian {
             pending: Vec::new(),
             mean: 0.0,
             std: 1.0,
+            last: None,
         }
     }
 
@@ -60,8 +64,10 @@ pub(crate) fn normal_q(z: f64) -> f64 {
 impl Detector for WindowedGaussian {
     fn update(&mut self, p: Point) -> f64 {
         let score = if self.data.is_empty() {
+            self.last = None;
             0.0
         } else {
+            self.last = Some((p.value, self.mean, self.std));
             let z = (p.value - self.mean).abs() / self.std;
             1.0 - normal_q(z)
         };
@@ -80,6 +86,23 @@ impl Detector for WindowedGaussian {
         }
         score
     }
+
+    fn explain(&mut self) -> Option<Reason> {
+        let (x, mean, std) = self.last?;
+        let z = (x - mean) / std;
+        Some(Reason {
+            signal: "z".into(),
+            excess: z.abs(),
+            text: format!(
+                "value {} is {:.1} sd {} the window mean {} (sd {})",
+                compact(x),
+                z.abs(),
+                if z < 0.0 { "below" } else { "above" },
+                compact(mean),
+                compact(std)
+            ),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -91,6 +114,23 @@ mod tests {
             timestamp: 0,
             value: v,
         })
+    }
+
+    #[test]
+    fn explains_with_the_z_value() {
+        let mut d = WindowedGaussian::new(4, 1);
+        for v in [1.0, 3.0, 1.0, 3.0] {
+            feed(&mut d, v);
+        }
+        // Mean 2, sd 1: a 7 is 5 sd above.
+        feed(&mut d, 7.0);
+        let r = d.explain().expect("a reason");
+        assert_eq!(r.signal, "z");
+        assert!((r.excess - 5.0).abs() < 1e-9, "{r:?}");
+        assert_eq!(
+            r.text,
+            "value 7.000 is 5.0 sd above the window mean 2.000 (sd 1.000)"
+        );
     }
 
     #[test]

@@ -79,7 +79,7 @@ use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Detector, FitControl, FitError, FitProgress, Point, Trainable};
+use super::{Detector, FitControl, FitError, FitProgress, Point, Reason, Trainable};
 use crate::config::IsolationForestConfig;
 
 /// Fewest training windows (feature vectors) a fit accepts.
@@ -451,6 +451,11 @@ pub struct IsolationForest {
     since_fit: usize,
     /// Feature vector scratch (`window + 4`).
     x: Vec<f64>,
+    /// The latest point's isolation score (for [`Detector::explain`]).
+    last_raw: Option<f64>,
+    /// Isolation scores of the recent windows under the current forest, sorted; computed on the
+    /// first explanation after a fit.
+    reference: Option<Vec<f32>>,
 }
 
 impl IsolationForest {
@@ -476,6 +481,8 @@ impl IsolationForest {
             forest: None,
             since_fit: 0,
             x: vec![0.0; window + EXTRA_FEATURES],
+            last_raw: None,
+            reference: None,
         }
     }
 
@@ -570,6 +577,7 @@ impl IsolationForest {
         // Only fails on too little history, which the callers rule out; keep the old model if so.
         if let Ok(f) = self.fit_values(&values, &mut ctl) {
             self.forest = Some(f);
+            self.reference = None;
             self.since_fit = 0;
         }
     }
@@ -583,7 +591,9 @@ impl IsolationForest {
         }
         let values = self.recent.iter().skip(len - self.window).copied();
         features(values, forest.mean, forest.std, &mut self.x);
-        Some(map_score(forest.isolation_score(&self.x), self.threshold))
+        let raw = forest.isolation_score(&self.x);
+        self.last_raw = Some(raw);
+        Some(map_score(raw, self.threshold))
     }
 
     /// Makes `values` (oldest first) the recent history if none has been seen yet.
@@ -626,6 +636,40 @@ impl Detector for IsolationForest {
     fn trainable(&mut self) -> Option<&mut dyn Trainable> {
         Some(self)
     }
+
+    fn explain(&mut self) -> Option<Reason> {
+        let raw = self.last_raw?;
+        let forest = self.forest.as_ref()?;
+        if self.reference.is_none() {
+            // The windows of the latest `train` values (the training set of a self-fit).
+            let vals: Vec<f64> = self.recent.iter().copied().collect();
+            let skip = vals.len().saturating_sub(self.train);
+            let vals = &vals[skip..];
+            let mut x = vec![0.0; self.x.len()];
+            let mut r: Vec<f32> = vals
+                .windows(self.window)
+                .map(|w| {
+                    features(w.iter().copied(), forest.mean, forest.std, &mut x);
+                    forest.isolation_score(&x) as f32
+                })
+                .collect();
+            r.sort_unstable_by(f32::total_cmp);
+            self.reference = Some(r);
+        }
+        let r = self.reference.as_deref().unwrap_or_default();
+        let below = r.partition_point(|&s| f64::from(s) < raw);
+        let pct = 100.0 * below as f64 / r.len().max(1) as f64;
+        // s = 2^(−E[h] / c(ψ)), so the mean path length is −log2(s) · c(ψ).
+        let path = -raw.max(f64::MIN_POSITIVE).log2() * forest.c_psi;
+        Some(Reason {
+            signal: "path_length".into(),
+            excess: pct,
+            text: format!(
+                "mean path length {path:.1} is shorter than for {pct:.1} % of the recent windows \
+                 (isolation score {raw:.3})"
+            ),
+        })
+    }
 }
 
 impl Trainable for IsolationForest {
@@ -638,6 +682,7 @@ impl Trainable for IsolationForest {
         let skip = finite.len().saturating_sub(self.train);
         let forest = self.fit_values(&finite[skip..], ctl)?;
         self.forest = Some(forest);
+        self.reference = None;
         self.since_fit = 0;
         self.adopt_recent(&finite);
         Ok(())
@@ -686,6 +731,7 @@ impl Trainable for IsolationForest {
         let (forest, recent) = state.validate(self.window, self.dim())?;
         let since_fit = state.since_fit;
         self.forest = Some(forest);
+        self.reference = None;
         self.since_fit = if self.adopt_recent(&recent) {
             since_fit
         } else {

@@ -68,8 +68,9 @@ use candle_nn::optim::{AdamW, ParamsAdamW};
 use candle_nn::rnn::{LSTM, LSTMConfig, RNN, lstm};
 use candle_nn::{Linear, Module, Optimizer, VarBuilder};
 
-use super::{Detector, FitControl, FitError, FitProgress, Point, Trainable};
+use super::{Detector, FitControl, FitError, FitProgress, Point, Reason, Trainable};
 use crate::config::LstmAeConfig;
+use crate::num::compact;
 
 /// Smallest standard deviation used for standardising, so a flat series does not divide by zero.
 const MIN_STD: f64 = 1e-6;
@@ -575,7 +576,14 @@ pub struct LstmAe {
     adopted: bool,
     model: Option<Model>,
     scratch: Scratch,
+    /// The latest reconstruction error and the usual error before it (for `explain`).
+    last_error: Option<(f64, f64)>,
+    /// EWMA of the reconstruction error (outliers capped at 10× the level).
+    usual_error: Option<f64>,
 }
+
+/// EWMA rate of the usual reconstruction error, per point.
+const USUAL_RATE: f64 = 0.01;
 
 impl LstmAe {
     pub fn new(cfg: &LstmAeConfig) -> Self {
@@ -587,6 +595,8 @@ impl LstmAe {
             adopted: false,
             model: None,
             scratch: Scratch::default(),
+            last_error: None,
+            usual_error: None,
             p,
         }
     }
@@ -683,9 +693,34 @@ impl Detector for LstmAe {
             return 0.5;
         }
         match self.latest_error() {
-            Some(e) => self.to_score(e),
-            None => 0.5,
+            Some(e) => {
+                let usual = self.usual_error.unwrap_or(e);
+                self.last_error = Some((e, usual));
+                if e.is_finite() {
+                    let capped = e.min(10.0 * usual.max(1e-12));
+                    self.usual_error = Some(usual + (capped - usual) * USUAL_RATE);
+                }
+                self.to_score(e)
+            }
+            None => {
+                self.last_error = None;
+                0.5
+            }
         }
+    }
+
+    fn explain(&mut self) -> Option<Reason> {
+        let (e, usual) = self.last_error?;
+        let ratio = e / usual.max(1e-12);
+        Some(Reason {
+            signal: "reconstruction".into(),
+            excess: ratio,
+            text: format!(
+                "reconstruction error {} is {ratio:.1}x its usual level {}",
+                compact(e),
+                compact(usual)
+            ),
+        })
     }
 
     fn trainable(&mut self) -> Option<&mut dyn Trainable> {

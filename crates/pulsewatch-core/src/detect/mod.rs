@@ -3,6 +3,7 @@
 //! Every detector implements [`Detector`]: feed one point (timestamp, value), get an anomaly score
 //! in [0, 1] for that point. Detectors are causal by construction: `update` sees only the points
 //! fed so far. One parameter set serves every series; detectors never see a file name or label.
+//! [`Detector::explain`] says why the latest point scored as it did ([`Reason`]).
 
 mod gaussian;
 pub mod iforest;
@@ -15,6 +16,7 @@ pub use gaussian::WindowedGaussian;
 
 use crate::config::DetectorConfig;
 pub use crate::domain::{DetectorKind, Point};
+pub use crate::events::Reason;
 use crate::store::fingerprint;
 
 /// A streaming anomaly detector.
@@ -31,6 +33,13 @@ pub trait Detector: Send {
     /// low meanwhile).
     fn warming_up(&self) -> bool {
         false
+    }
+
+    /// Why the latest point scored as it did: which signal went how far past its usual range.
+    /// Called for flagged points only, so it may do more work than `update`; `None` when the
+    /// detector has nothing to say (the null detector, or still warming up).
+    fn explain(&mut self) -> Option<Reason> {
+        None
     }
 }
 

@@ -54,7 +54,8 @@
 
 use std::collections::VecDeque;
 
-use super::{Detector, Point};
+use super::{Detector, Point, Reason};
+use crate::num::compact;
 
 /// Number of features.
 const NF: usize = 8;
@@ -92,6 +93,30 @@ const PERIOD_SAMPLES: usize = 50;
 pub const PROFILE_BINS: usize = 288;
 /// Seconds in a day.
 const DAY: i64 = 86_400;
+/// Each feature's [`Reason::signal`] and the words for it.
+const SIGNALS: [(&str, &str); NF] = [
+    ("level", "value"),
+    ("step", "step"),
+    ("short_mean", "10-point mean"),
+    ("spread", "10-point spread"),
+    ("daily_residual", "daily-pattern residual"),
+    ("daily_spread", "daily-pattern spread"),
+    ("long_mean", "58-point mean"),
+    ("level_shift", "level-shift evidence"),
+];
+
+/// The feature that set the latest strength: its index, excess, value and the envelope it was
+/// measured against (before the point was absorbed).
+#[derive(Debug, Clone, Copy, Default)]
+struct Top {
+    /// The point's value.
+    x: f64,
+    feature: usize,
+    excess: f64,
+    value: f64,
+    lo: f64,
+    hi: f64,
+}
 
 /// Record envelope of one feature: extremes relaxing towards the running mean.
 #[derive(Debug, Clone)]
@@ -252,6 +277,8 @@ pub struct Pulse {
     cusum: Cusum,
     /// Strengths of the last REST points (for the rest after an alarm).
     recent: VecDeque<f64>,
+    /// What set the latest point's strength (for [`Detector::explain`]).
+    top: Option<Top>,
 }
 
 impl Default for Pulse {
@@ -280,6 +307,7 @@ impl Pulse {
             level_err: 0.0,
             cusum: Cusum::new(),
             recent: VecDeque::with_capacity(REST + 1),
+            top: None,
         }
     }
 
@@ -388,12 +416,24 @@ impl Detector for Pulse {
             shift,
         ];
         let mut u: f64 = 0.0;
+        self.top = None;
         for (i, f) in feats.into_iter().enumerate() {
+            let (lo, hi) = (self.env[i].lo, self.env[i].hi);
             let ex = self.env[i].update(f, TWO_SIDED[i], floor, HISTORY * MEMORY[i]);
             if (i == 4 || i == 5) && !seasonal_on {
                 continue;
             }
-            u = u.max(WEIGHTS[i] * ex);
+            if WEIGHTS[i] * ex > u {
+                u = WEIGHTS[i] * ex;
+                self.top = Some(Top {
+                    x,
+                    feature: i,
+                    excess: ex,
+                    value: f,
+                    lo,
+                    hi,
+                });
+            }
         }
         if u >= ALARM {
             self.cusum.restart();
@@ -407,6 +447,38 @@ impl Detector for Pulse {
             return 0.0;
         }
         1.0 - (-u / HALF * std::f64::consts::LN_2).exp()
+    }
+
+    fn explain(&mut self) -> Option<Reason> {
+        if self.n <= WARMUP {
+            return None;
+        }
+        self.reason()
+    }
+}
+
+impl Pulse {
+    /// The reason of the latest point (see [`Detector::explain`]).
+    fn reason(&self) -> Option<Reason> {
+        let t = self.top?;
+        let (signal, words) = SIGNALS[t.feature];
+        let side = if t.value < t.lo { "below" } else { "above" };
+        let value = if t.feature == 0 {
+            String::new()
+        } else {
+            format!("value {}: ", compact(t.x))
+        };
+        Some(Reason {
+            signal: signal.to_string(),
+            excess: t.excess,
+            text: format!(
+                "{value}{words} {} {side} its recent range {}..{} by {:.1}x the range",
+                compact(t.value),
+                compact(t.lo),
+                compact(t.hi),
+                t.excess
+            ),
+        })
     }
 }
 
@@ -445,8 +517,39 @@ mod tests {
         let spike = feed(&mut d, 2880, day(2880) + 30.0);
         assert!(spike > 0.99, "spike scored {spike}");
         assert!(max_normal < 0.5, "normal days scored up to {max_normal}");
+        // On a daily wave the spike stands out most against the daily pattern.
+        let why = d.explain().expect("a reason for the spike");
+        assert_eq!(why.signal, "daily_residual", "{why:?}");
+        assert!(why.excess > 1.0, "{why:?}");
+        assert!(
+            why.text.starts_with("value 39.9: ")
+                && why
+                    .text
+                    .contains("daily-pattern residual 10.0 above its recent range"),
+            "{}",
+            why.text
+        );
         // The rest: the next points are quiet even if they stay high.
         assert_eq!(feed(&mut d, 2881, day(2881) + 30.0), 0.0);
+    }
+
+    #[test]
+    fn a_sustained_shift_is_explained_by_a_slow_signal() {
+        let mut d = Pulse::new();
+        for i in 0..3000 {
+            feed(&mut d, i, 10.0 + 0.5 * noise(i));
+        }
+        // A step down of 1.5 (three times the noise) held: no single point is extreme.
+        let mut first = None;
+        for i in 3000..3100 {
+            if feed(&mut d, i, 8.5 + 0.5 * noise(i)) >= 0.5 {
+                first = d.explain();
+                break;
+            }
+        }
+        let why = first.expect("the shift is flagged");
+        assert_ne!(why.signal, "step", "{why:?}");
+        assert!(why.text.contains("below"), "{}", why.text);
     }
 
     #[test]

@@ -91,6 +91,19 @@ impl Forecast {
     pub fn is_empty(&self) -> bool {
         self.point.is_empty()
     }
+
+    /// The forecast step within half a step of `ts`, if the forecast covers it.
+    pub fn expectation_at(&self, ts: i64) -> Option<crate::domain::Expectation> {
+        let half = self.step / 2;
+        let i = self.timestamps.partition_point(|&t| t < ts - half);
+        let t = *self.timestamps.get(i)?;
+        ((t - ts).abs() <= half).then(|| crate::domain::Expectation {
+            timestamp: t,
+            point: self.point[i],
+            lower: self.lower[i],
+            upper: self.upper[i],
+        })
+    }
 }
 
 /// Regularises a raw series and forecasts `settings.horizon` ahead with `model`.

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pulsewatch_core::events::{AnomalyEvent, Band, EventLog, Flagged};
+
 use super::history::History;
 use super::state::{ScoredPoint, SeriesView, Snapshot, TrainState};
 use crate::sources::source::{SeriesInfo, SourceEvent, SourceKind, SourceStatus};
@@ -26,6 +28,46 @@ pub struct CoreSettings {
     pub history: usize,
     /// Where fitted models are restored from and saved to (`None`: no persistence).
     pub store: Option<ModelStore>,
+    /// Closed anomaly events kept in memory (`[events] keep`).
+    pub events_keep: usize,
+}
+
+/// Flagged points per five-minute bucket over the last hour of a series' own time: "anomalies in
+/// the last hour" in constant memory at any sampling interval.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HourCounter {
+    buckets: [u32; HOUR_BUCKETS],
+    /// Bucket number (timestamp / 300) of the newest point.
+    head: i64,
+}
+
+const HOUR_BUCKETS: usize = 12;
+const BUCKET_SECONDS: i64 = 300;
+
+impl HourCounter {
+    /// Moves the window to the bucket of `ts` (a later point clears the buckets it passes).
+    fn advance(&mut self, ts: i64) {
+        let b = ts.div_euclid(BUCKET_SECONDS);
+        if b <= self.head {
+            return;
+        }
+        let gap = (b - self.head).min(HOUR_BUCKETS as i64);
+        for k in 1..=gap {
+            self.buckets[(self.head + k).rem_euclid(HOUR_BUCKETS as i64) as usize] = 0;
+        }
+        self.head = b;
+    }
+
+    fn add(&mut self, ts: i64) {
+        let b = ts.div_euclid(BUCKET_SECONDS);
+        if b > self.head - HOUR_BUCKETS as i64 {
+            self.buckets[b.rem_euclid(HOUR_BUCKETS as i64) as usize] += 1;
+        }
+    }
+
+    fn count(&self) -> u32 {
+        self.buckets.iter().sum()
+    }
 }
 
 pub(crate) struct Tracked {
@@ -40,6 +82,11 @@ pub(crate) struct Tracked {
     pub forecast: Option<Arc<SeriesForecast>>,
     pub training: Option<TrainState>,
     pub detector_fit: Option<Duration>,
+    /// The running anomaly event (the latest point is flagged).
+    open: Option<AnomalyEvent>,
+    /// The series' latest closed event.
+    last_event: Option<Arc<AnomalyEvent>>,
+    hour: HourCounter,
     /// The published view, rebuilt when `dirty`.
     view: Option<Arc<SeriesView>>,
     dirty: bool,
@@ -70,6 +117,11 @@ impl Tracked {
             detector_fit: self.detector_fit,
             fitted: self.detector.trainable().map(|t| t.is_fitted()),
             warming_up: self.detector.warming_up(),
+            event: match &self.open {
+                Some(e) => Some(Arc::new(e.clone())),
+                None => self.last_event.clone(),
+            },
+            recent_anomalies: self.hour.count(),
         });
         self.view = Some(v.clone());
         self.dirty = false;
@@ -87,12 +139,26 @@ pub struct Core {
     pub forecast_model: String,
     version: u64,
     changed: bool,
+    /// Closed events, oldest first.
+    log: EventLog,
+    /// Closed events not yet handed to the events file ([`Core::take_closed`]).
+    closed: Vec<AnomalyEvent>,
+    /// The published list of closed events (rebuilt when one closes).
+    events_view: Arc<Vec<Arc<AnomalyEvent>>>,
+    events_dirty: bool,
+    /// A problem with the events file, reported in every snapshot.
+    pub events_warning: Option<String>,
+}
+
+/// The forecast band of a series at `ts`, when its forecast covers it.
+fn band_at(forecast: Option<&Arc<SeriesForecast>>, ts: i64) -> Option<Band> {
+    let f = forecast?.forecast.as_ref()?;
+    f.expectation_at(ts).map(Band::from)
 }
 
 impl Core {
     pub fn new(settings: CoreSettings) -> Self {
         Core {
-            settings,
             series: BTreeMap::new(),
             status: None,
             paused: false,
@@ -100,7 +166,70 @@ impl Core {
             forecast_model: String::new(),
             version: 0,
             changed: true,
+            log: EventLog::new(settings_keep(&settings)),
+            closed: Vec::new(),
+            events_view: Arc::new(Vec::new()),
+            events_dirty: false,
+            events_warning: None,
+            settings,
         }
+    }
+
+    /// Events read back from the events file (oldest first), as if they had closed here.
+    pub fn restore_events(&mut self, events: Vec<AnomalyEvent>) {
+        for e in events {
+            let e = Arc::new(e);
+            if let Some(t) = self.series.get_mut(&e.series) {
+                t.last_event = Some(e.clone());
+            }
+            self.log.push(e);
+        }
+        self.events_dirty = true;
+        self.changed = true;
+    }
+
+    /// Closed events since the last call, for the events file.
+    pub fn take_closed(&mut self) -> Vec<AnomalyEvent> {
+        std::mem::take(&mut self.closed)
+    }
+
+    /// Closes every running event (at shutdown, or the end of a batch run) so it is kept.
+    pub fn close_all(&mut self) {
+        let ids: Vec<String> = self
+            .series
+            .iter()
+            .filter(|(_, t)| t.open.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            self.close_event(&id);
+        }
+    }
+
+    /// Running events, as they stand.
+    pub fn open_events(&self) -> Vec<AnomalyEvent> {
+        self.series
+            .values()
+            .filter_map(|t| t.open.clone())
+            .collect()
+    }
+
+    fn close_event(&mut self, id: &str) {
+        let Some(t) = self.series.get_mut(id) else {
+            return;
+        };
+        let Some(mut e) = t.open.take() else {
+            return;
+        };
+        e.open = false;
+        e.recorded = pulsewatch_core::domain::unix_now();
+        let e = Arc::new(e);
+        t.last_event = Some(e.clone());
+        t.mark();
+        self.closed.push((*e).clone());
+        self.log.push(e);
+        self.events_dirty = true;
+        self.changed = true;
     }
 
     /// Something changed since the last snapshot.
@@ -158,6 +287,7 @@ impl Core {
                 None
             }
             SourceEvent::Stale { id } => {
+                self.close_event(&id);
                 if let Some(t) = self.series.get_mut(&id) {
                     t.stale = true;
                     t.mark();
@@ -188,6 +318,7 @@ impl Core {
         self.changed = true;
         let id = info.id.clone();
         if !self.series.contains_key(&id) || restart {
+            self.close_event(&id);
             let (detector, note) = self.new_detector(&id);
             if let Some(n) = note {
                 tracing::info!(target: "pulsewatch::analysis", series = %id, "{n}");
@@ -206,15 +337,24 @@ impl Core {
                     forecast: prev.as_ref().and_then(|p| p.forecast.clone()),
                     training: None,
                     detector_fit: None,
+                    open: None,
+                    last_event: prev
+                        .as_ref()
+                        .and_then(|p| p.last_event.clone())
+                        .or_else(|| self.log.iter().rev().find(|e| e.series == id).cloned()),
+                    hour: HourCounter::default(),
                     view: None,
                     dirty: true,
                 },
             );
         }
         let threshold = self.settings.threshold;
+        let detector_name = self.settings.detector.name();
+        let now = pulsewatch_core::domain::unix_now();
         let Some(t) = self.series.get_mut(&id) else {
             return Vec::new();
         };
+        let mut ended = false;
         t.stale = false;
         t.mark();
         let mut fed = Vec::with_capacity(points.len());
@@ -242,6 +382,44 @@ impl Core {
             };
             t.points.push(sp);
             fed.push(sp);
+            t.hour.advance(p.timestamp);
+            if anomaly {
+                t.hour.add(p.timestamp);
+                let f = Flagged {
+                    timestamp: p.timestamp,
+                    value: p.value,
+                    score,
+                };
+                let (det, forecast) = (&mut t.detector, t.forecast.as_ref());
+                match &mut t.open {
+                    Some(e) => e.extend(f, now, || (band_at(forecast, p.timestamp), det.explain())),
+                    None => {
+                        t.open = Some(AnomalyEvent::begin(
+                            &t.info,
+                            detector_name,
+                            f,
+                            band_at(forecast, p.timestamp),
+                            det.explain(),
+                            now,
+                        ));
+                    }
+                }
+            } else if t.open.is_some() {
+                // The event ends with the first normal point; close it after the loop (the
+                // borrow of `t` ends there), then start any later one afresh.
+                ended = true;
+                if let Some(mut e) = t.open.take() {
+                    e.open = false;
+                    e.recorded = now;
+                    let e = Arc::new(e);
+                    t.last_event = Some(e.clone());
+                    self.closed.push((*e).clone());
+                    self.log.push(e);
+                }
+            }
+        }
+        if ended {
+            self.events_dirty = true;
         }
         fed
     }
@@ -298,8 +476,21 @@ impl Core {
             speed: self.speed,
             status: self.status.clone(),
             series: self.series.values_mut().map(Tracked::view).collect(),
+            events: self.events_view(),
+            events_warning: self.events_warning.clone(),
         })
     }
+
+    fn events_view(&mut self) -> Arc<Vec<Arc<AnomalyEvent>>> {
+        if std::mem::take(&mut self.events_dirty) {
+            self.events_view = Arc::new(self.log.iter().cloned().collect());
+        }
+        self.events_view.clone()
+    }
+}
+
+fn settings_keep(s: &CoreSettings) -> usize {
+    s.events_keep.max(1)
 }
 
 #[cfg(test)]
@@ -314,6 +505,7 @@ mod tests {
             threshold,
             history: 100,
             store: None,
+            events_keep: 100,
         }
     }
 
@@ -380,6 +572,47 @@ mod tests {
         assert!(hit.injected && hit.anomaly, "{hit:?}");
         assert!(!a.points.get(n - 1).expect("point").injected);
         assert!(a.anomalies >= 1);
+    }
+
+    #[test]
+    fn consecutive_flags_form_one_event_and_the_hour_counts_flags() {
+        let mut core = Core::new(settings(0.5));
+        let wave = |i: i64| 10.0 + (i as f64 * 0.7).sin();
+        // Two spikes on "a" (one point each; the second higher and past the rest after the
+        // first, as `pulse` flags new records and rests after an alarm), one at the end of "b".
+        let spikes = |i: i64| match i {
+            300 => 50.0,
+            480 => 120.0,
+            _ => 0.0,
+        };
+        core.ingest(info("a"), &pts(0..500, |i| wave(i) + spikes(i)), false);
+        let snap = core.snapshot();
+        assert_eq!(snap.events.len(), 2, "{:?}", snap.events);
+        let e = &snap.events[1];
+        assert_eq!((e.start, e.end, e.points), (480 * 300, 480 * 300, 1));
+        assert!(!e.open && e.peak_value > 55.0, "{e:?}");
+        // Points are 5 minutes apart: the flag at 480 is 95 minutes before the newest point.
+        assert_eq!(snap.get("a").map(|s| s.recent_anomalies), Some(0));
+        assert_eq!(core.take_closed().len(), 2);
+        assert!(core.take_closed().is_empty());
+        core.ingest(info("b"), &pts(0..499, wave), false);
+        core.ingest(info("b"), &pts(499..500, |i| wave(i) + 50.0), false);
+        let snap = core.snapshot();
+        let b = snap.get("b").expect("b");
+        assert!(b.event.as_ref().is_some_and(|e| e.open), "{:?}", b.event);
+        assert_eq!(
+            b.recent_anomalies, 1,
+            "the flag on the newest point is in the last hour"
+        );
+        let closed = snap.events.len();
+        let all = snap.events_newest_first();
+        assert_eq!(all.len(), closed + 1);
+        assert!(all[0].open && all[0].series == "b");
+        // Stopping closes it, so it is kept.
+        core.take_closed();
+        core.close_all();
+        assert_eq!(core.take_closed().len(), 1);
+        assert_eq!(core.snapshot().events.len(), closed + 1);
     }
 
     #[test]

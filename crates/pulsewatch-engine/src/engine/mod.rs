@@ -66,6 +66,8 @@ pub struct EngineSettings {
     pub retrain_interval: Duration,
     /// Initial replay state.
     pub replay: ReplayControl,
+    /// Where anomaly events are kept across restarts (`None`: memory only).
+    pub events_file: Option<std::path::PathBuf>,
 }
 
 /// Commands to the engine.
@@ -223,6 +225,10 @@ fn start(
         .as_ref()
         .map(|f| f.model.name().to_string())
         .unwrap_or_default();
+    let writer = settings
+        .events_file
+        .as_deref()
+        .and_then(|path| open_events(&mut core, path));
     let (snap_tx, snap_rx) = watch::channel(core.snapshot());
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let (train_tx, train_rx) = mpsc::unbounded_channel();
@@ -239,6 +245,7 @@ fn start(
         fc_generation: 0,
         fc_pending: Vec::new(),
         fc_index: HashMap::new(),
+        writer,
     };
     let task = tokio::spawn(lp.run(src_rx, ctl_rx, train_rx, source_task));
     EngineHandle {
@@ -251,6 +258,53 @@ fn start(
 
 /// Engine events kept for a slow consumer before it starts missing them.
 const EVENT_BUFFER: usize = 64;
+
+/// The thread that appends closed anomaly events to the events file, so file I/O never runs on
+/// the engine loop.
+struct EventWriter {
+    tx: std::sync::mpsc::Sender<Vec<pulsewatch_core::events::AnomalyEvent>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Loads the events file into `core` and starts its writer; a damaged file is reported once
+/// (kept aside by [`EventFile::open`]); an unreadable one leaves events in memory only.
+fn open_events(core: &mut Core, path: &std::path::Path) -> Option<EventWriter> {
+    use pulsewatch_core::events::EventFile;
+    let opened = match EventFile::open(path, core.settings.events_keep) {
+        Ok(o) => o,
+        Err(e) => {
+            let msg = format!("events file: {e}; anomaly events are kept in memory only");
+            tracing::warn!(target: "pulsewatch", "{msg}");
+            core.events_warning = Some(msg);
+            return None;
+        }
+    };
+    if let Some(w) = &opened.warning {
+        tracing::warn!(target: "pulsewatch", "{w}");
+        core.events_warning = Some(w.clone());
+    }
+    tracing::info!(target: "pulsewatch", path = %path.display(), events = opened.events.len(), "anomaly events loaded");
+    core.restore_events(opened.events);
+    let mut file = opened.file;
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<pulsewatch_core::events::AnomalyEvent>>();
+    let thread = std::thread::Builder::new()
+        .name("pulsewatch-events".into())
+        .spawn(move || {
+            let mut failing = false;
+            for batch in rx {
+                match file.append(&batch) {
+                    Ok(()) => failing = false,
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(target: "pulsewatch", error = %e, "cannot append anomaly events");
+                    }
+                    Err(_) => {}
+                }
+            }
+        })
+        .ok()?;
+    Some(EventWriter { tx, thread })
+}
 
 struct Loop {
     events: broadcast::Sender<EngineEvent>,
@@ -267,6 +321,7 @@ struct Loop {
     fc_pending: Vec<(String, Vec<Point>)>,
     /// Where each series is in `fc_pending`.
     fc_index: HashMap<String, usize>,
+    writer: Option<EventWriter>,
 }
 
 /// Runs `f` where blocking is allowed: scoring may fit a model (Isolation Forest, LSTM) on the
@@ -326,6 +381,7 @@ impl Loop {
                         self.retrain(None);
                     }
                     self.flush_forecast();
+                    self.write_events();
                     if self.core.is_changed() {
                         let _ = self.snap_tx.send(self.core.snapshot());
                     }
@@ -341,7 +397,22 @@ impl Loop {
         if let Some(t) = source_task {
             t.abort();
         }
+        // Running events end with the run, and are kept.
+        self.core.close_all();
+        self.write_events();
+        if let Some(w) = self.writer.take() {
+            drop(w.tx);
+            let _ = tokio::task::spawn_blocking(move || w.thread.join()).await;
+        }
         let _ = self.snap_tx.send(self.core.snapshot());
+    }
+
+    /// Hands closed events to the events file's writer.
+    fn write_events(&mut self) {
+        let closed = self.core.take_closed();
+        if let (Some(w), false) = (&self.writer, closed.is_empty()) {
+            let _ = w.tx.send(closed);
+        }
     }
 
     fn source_event(&mut self, ev: SourceEvent) {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use pulsewatch_core::detect::FitProgress;
 use pulsewatch_core::domain::Expectation;
 pub use pulsewatch_core::domain::ScoredPoint;
+pub use pulsewatch_core::events::AnomalyEvent;
 use pulsewatch_core::forecast::SeriesForecast;
 
 pub use super::history::History;
@@ -68,6 +69,10 @@ pub struct SeriesView {
     pub fitted: Option<bool>,
     /// The detector is still warming up (its scores are not yet meaningful).
     pub warming_up: bool,
+    /// The running anomaly event, else the latest closed one.
+    pub event: Option<Arc<AnomalyEvent>>,
+    /// Points flagged in the last hour of the series' own time (five-minute buckets).
+    pub recent_anomalies: u32,
 }
 
 impl SeriesView {
@@ -100,6 +105,11 @@ pub struct Snapshot {
     pub status: Option<SourceStatus>,
     /// Series by id, sorted.
     pub series: Vec<Arc<SeriesView>>,
+    /// Closed anomaly events, oldest first (at most `[events] keep`); running ones are in
+    /// [`SeriesView::event`]. [`Snapshot::events_newest_first`] merges both.
+    pub events: Arc<Vec<Arc<AnomalyEvent>>>,
+    /// A problem with the events file (reported once, shown until restart).
+    pub events_warning: Option<String>,
 }
 
 impl Snapshot {
@@ -114,7 +124,21 @@ impl Snapshot {
             speed: 0.0,
             status: None,
             series: Vec::new(),
+            events: Arc::new(Vec::new()),
+            events_warning: None,
         }
+    }
+
+    /// Every event, running ones included, newest first (by end, then start).
+    pub fn events_newest_first(&self) -> Vec<Arc<AnomalyEvent>> {
+        let mut all: Vec<Arc<AnomalyEvent>> = self
+            .series
+            .iter()
+            .filter_map(|s| s.event.as_ref().filter(|e| e.open).cloned())
+            .collect();
+        all.extend(self.events.iter().cloned());
+        all.sort_by_key(|e| std::cmp::Reverse((e.end, e.start)));
+        all
     }
 
     pub fn get(&self, id: &str) -> Option<&SeriesView> {

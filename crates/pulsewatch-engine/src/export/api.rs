@@ -8,6 +8,7 @@
 //! | GET | `/api/v1/series` | every series with its latest point, counters and forecast band |
 //! | GET | `/api/v1/points?series=ID&limit=N` | the newest N (default 100) scored points of a series |
 //! | GET | `/api/v1/forecast?series=ID` | the series' current forecast (every step and band) |
+//! | GET | `/api/v1/anomalies?since=T&series=ID&limit=N` | anomaly events, newest first: those ending at or after `T` (Unix seconds or RFC 3339, the data's time), of one series (id or name), at most N (default 100) |
 //! | POST | `/api/v1/retrain` | body `{"series": ID}` or empty for all: starts a retrain (202) |
 //! | POST | `/api/v1/spike` | body `{"series": ID, "magnitude": 6}`: injects a test spike (202) |
 //!
@@ -69,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/series", get(series_list))
         .route("/api/v1/points", get(points))
         .route("/api/v1/forecast", get(forecast))
+        .route("/api/v1/anomalies", get(anomalies))
         .route("/api/v1/retrain", post(retrain))
         .route("/api/v1/spike", post(spike))
         .fallback(|| async {
@@ -160,6 +162,8 @@ fn series_json(s: &SeriesView) -> Value {
         "anomalies": s.anomalies,
         "stale": s.stale,
         "last": s.last().as_ref().map(point_json),
+        "anomalies_last_hour": s.recent_anomalies,
+        "event": s.event.as_deref(),
         "forecast": s.expectation(),
         "training": s.training,
     })
@@ -212,6 +216,69 @@ async fn forecast(State(st): State<ApiState>, Query(q): Query<SeriesQuery>) -> R
         "error": f.and_then(|f| f.error.clone()),
         "pending": f.is_some_and(|f| f.pending),
         "expectation": s.expectation(),
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct AnomalyQuery {
+    since: Option<String>,
+    series: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `since`: Unix seconds, or an RFC 3339 time.
+fn parse_since(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    if let Ok(f) = s.parse::<f64>()
+        && f.is_finite()
+    {
+        return Ok(f.floor() as i64);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp())
+        .map_err(|e| {
+            format!("query parameter `since` {s:?}: not Unix seconds or an RFC 3339 time ({e})")
+        })
+}
+
+async fn anomalies(State(st): State<ApiState>, Query(q): Query<AnomalyQuery>) -> Response {
+    let snap = latest(&st);
+    let since = match q.since.as_deref().map(parse_since).transpose() {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    if let Some(id) = q.series.as_deref()
+        && snap.get(id).is_none()
+        && !snap.series.iter().any(|s| s.info.name == id)
+        && !snap.events.iter().any(|e| e.series == id || e.name == id)
+    {
+        return error(StatusCode::NOT_FOUND, format!("no series {id:?}"));
+    }
+    let limit = q.limit.unwrap_or(100);
+    let all = snap.events_newest_first();
+    let matching: Vec<_> = all
+        .iter()
+        .filter(|e| since.is_none_or(|t| e.ends_after(t)))
+        .filter(|e| {
+            q.series
+                .as_deref()
+                .is_none_or(|id| e.series == id || e.name == id)
+        })
+        .collect();
+    let events: Vec<Value> = matching
+        .iter()
+        .take(limit)
+        .filter_map(|e| serde_json::to_value(e.as_ref()).ok())
+        .collect();
+    Json(json!({
+        "version": snap.version,
+        "matching": matching.len(),
+        "events": events,
+        "warning": snap.events_warning,
     }))
     .into_response()
 }

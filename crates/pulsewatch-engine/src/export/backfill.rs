@@ -242,6 +242,7 @@ fn families(series: &[Series], opts: &BackfillOptions) -> Families {
                 threshold: *threshold,
                 history: 1,
                 store: None,
+                events_keep: 1,
             });
             let scored = core.ingest(replay::info(s), &s.points(), false);
             let mut labels = base.clone();

@@ -15,25 +15,27 @@ use pulsewatch_engine::analysis::{
     AnalysisRequest, HoldoutOutcome, MIN_HOLDOUT_POINTS, MIN_SPIKE_POINTS, SpikeOutcome, SpikeSpec,
 };
 use pulsewatch_engine::engine::Control;
-use pulsewatch_engine::engine::state::{SeriesView, Snapshot, TrainState};
+use pulsewatch_engine::engine::state::{AnomalyEvent, SeriesView, Snapshot, TrainState};
 use pulsewatch_engine::export::pushgateway::PushStatus;
 
-/// The three tabs.
+/// The four tabs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
     Live,
     Forecast,
     Spikes,
+    Events,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 3] = [Tab::Live, Tab::Forecast, Tab::Spikes];
+    pub const ALL: [Tab; 4] = [Tab::Live, Tab::Forecast, Tab::Spikes, Tab::Events];
 
     pub fn title(self) -> &'static str {
         match self {
             Tab::Live => "Live",
             Tab::Forecast => "Forecast",
             Tab::Spikes => "Test spikes",
+            Tab::Events => "Events",
         }
     }
 
@@ -42,15 +44,149 @@ impl Tab {
             Tab::Live => 0,
             Tab::Forecast => 1,
             Tab::Spikes => 2,
+            Tab::Events => 3,
         }
     }
 
     fn next(self) -> Tab {
-        Tab::ALL[(self.index() + 1) % 3]
+        Tab::ALL[(self.index() + 1) % Tab::ALL.len()]
     }
 
     fn prev(self) -> Tab {
-        Tab::ALL[(self.index() + 2) % 3]
+        Tab::ALL[(self.index() + Tab::ALL.len() - 1) % Tab::ALL.len()]
+    }
+}
+
+/// The Live table's order (`s` cycles it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    /// Latest score, highest first.
+    Score,
+    /// Points flagged in the last hour, most first (then score).
+    Recent,
+    /// Series id.
+    Name,
+}
+
+impl SortBy {
+    fn next(self) -> SortBy {
+        match self {
+            SortBy::Name => SortBy::Score,
+            SortBy::Score => SortBy::Recent,
+            SortBy::Recent => SortBy::Name,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SortBy::Score => "score now",
+            SortBy::Recent => "anomalies last hour",
+            SortBy::Name => "name",
+        }
+    }
+}
+
+/// The `/` filter: a case-insensitive substring of the name, category or id, or a regex when
+/// it starts with `~`. A regex that does not compile filters nothing and says why.
+#[derive(Debug, Clone, Default)]
+pub enum Filter {
+    #[default]
+    All,
+    Text(String),
+    Regex(regex::Regex),
+    Invalid(String),
+}
+
+impl Filter {
+    pub fn parse(text: &str) -> Filter {
+        if text.is_empty() {
+            Filter::All
+        } else if let Some(re) = text.strip_prefix('~') {
+            match regex::Regex::new(re) {
+                Ok(r) => Filter::Regex(r),
+                Err(e) => Filter::Invalid(
+                    e.to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("invalid regex")
+                        .trim()
+                        .to_string(),
+                ),
+            }
+        } else {
+            Filter::Text(text.to_lowercase())
+        }
+    }
+
+    fn matches_one(&self, hay: &str) -> bool {
+        match self {
+            Filter::All | Filter::Invalid(_) => true,
+            Filter::Text(t) => contains_ci(hay, t),
+            Filter::Regex(r) => r.is_match(hay),
+        }
+    }
+
+    /// Whether a series (name, category, id) passes.
+    pub fn matches(&self, name: &str, category: &str, id: &str) -> bool {
+        match self {
+            Filter::All | Filter::Invalid(_) => true,
+            _ => [name, category, id].iter().any(|h| self.matches_one(h)),
+        }
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Filter::Invalid(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// `needle` (lower case) in `hay`, ignoring case; ASCII without allocating.
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if hay.is_ascii() && needle.is_ascii() {
+        let (h, n) = (hay.as_bytes(), needle.as_bytes());
+        return h
+            .windows(n.len())
+            .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b));
+    }
+    hay.to_lowercase().contains(needle)
+}
+
+/// A row of the grouped Live table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    /// The label's value ("" when the series lacks the label).
+    pub value: String,
+    pub count: usize,
+    /// Series with a flagged point in the last hour.
+    pub anomalous: usize,
+    /// The series with the highest latest score, and that score.
+    pub worst: Option<usize>,
+    pub worst_score: f64,
+}
+
+impl GroupRow {
+    /// Share of the group's series with an anomaly in the last hour.
+    pub fn rate(&self) -> f64 {
+        self.anomalous as f64 / self.count.max(1) as f64
+    }
+}
+
+/// The value of `label` for a series: `category` and `source` are built in; other labels are
+/// read from a PromQL series id.
+pub fn label_value(s: &SeriesView, label: &str) -> String {
+    match label {
+        "category" => s.info.category.clone(),
+        "source" => s.info.source.name().to_string(),
+        _ => pulsewatch_core::prom::series_labels(&s.info.id)
+            .into_iter()
+            .find(|(k, _)| k == label)
+            .map(|(_, v)| v)
+            .unwrap_or_default(),
     }
 }
 
@@ -104,6 +240,29 @@ pub struct App {
     holdout_pending: Option<(String, ModelKind)>,
     /// Set when the screen must be redrawn.
     pub dirty: bool,
+    pub sort: SortBy,
+    /// The filter's text (as typed) and its parsed form.
+    pub filter_text: String,
+    pub filter: Filter,
+    /// The filter line has the keyboard.
+    pub filter_editing: bool,
+    /// The label the Live table is grouped by, and the group opened with Enter.
+    pub group_by: Option<String>,
+    pub group_open: Option<String>,
+    /// Series (indices into the snapshot) in table order, after filter, group and sort.
+    pub rows: Vec<usize>,
+    /// The grouped table (when grouped and no group is open).
+    pub groups: Vec<GroupRow>,
+    /// Events passing the filter, newest first, and the selected one.
+    pub events: Vec<Arc<AnomalyEvent>>,
+    pub event_selected: usize,
+    /// The event opened on the Live chart (Enter on the Events tab).
+    pub focus: Option<Arc<AnomalyEvent>>,
+    /// What the rows were built from: snapshot version and a settings generation.
+    built: (u64, u64),
+    generation: u64,
+    /// The selected row's key (series id or group value), kept across re-sorts.
+    selected_key: Option<String>,
 }
 
 /// The marker from `[tui] marker`.
@@ -124,7 +283,7 @@ impl App {
         keys: KeyMap,
         marker: ratatui::symbols::Marker,
     ) -> Self {
-        App {
+        let mut app = App {
             tab: Tab::Live,
             selected: 0,
             help: false,
@@ -145,12 +304,178 @@ impl App {
             holdout: None,
             holdout_pending: None,
             dirty: true,
+            sort: SortBy::Name,
+            filter_text: String::new(),
+            filter: Filter::All,
+            filter_editing: false,
+            group_by: None,
+            group_open: None,
+            rows: Vec::new(),
+            groups: Vec::new(),
+            events: Vec::new(),
+            event_selected: 0,
+            focus: None,
+            built: (u64::MAX, 0),
+            generation: 1,
+            selected_key: None,
+        };
+        app.refresh();
+        app
+    }
+
+    /// Whether the Live table lists groups.
+    pub fn grouped(&self) -> bool {
+        self.group_by.is_some() && self.group_open.is_none()
+    }
+
+    /// Rows in the Live table (groups or series).
+    pub fn row_count(&self) -> usize {
+        if self.grouped() {
+            self.groups.len()
+        } else {
+            self.rows.len()
         }
     }
 
-    /// The selected series, if any.
+    /// The selected series, if any (in a grouped table, the selected group's worst series).
     pub fn current(&self) -> Option<&SeriesView> {
-        self.snap.series.get(self.selected).map(Arc::as_ref)
+        let i = if self.grouped() {
+            self.groups.get(self.selected)?.worst?
+        } else {
+            *self.rows.get(self.selected)?
+        };
+        self.snap.series.get(i).map(Arc::as_ref)
+    }
+
+    fn key_of(&self, row: usize) -> Option<String> {
+        if self.grouped() {
+            self.groups.get(row).map(|g| g.value.clone())
+        } else {
+            self.rows
+                .get(row)
+                .and_then(|&i| self.snap.series.get(i))
+                .map(|s| s.info.id.clone())
+        }
+    }
+
+    /// Selects the series `id` in the Live table (stays put when it is not listed).
+    pub fn select_series(&mut self, id: &str) {
+        if let Some(row) = self
+            .rows
+            .iter()
+            .position(|&i| self.snap.series.get(i).is_some_and(|s| s.info.id == id))
+            && !self.grouped()
+        {
+            self.selected = row;
+            self.selected_key = self.key_of(row);
+        }
+    }
+
+    /// Settings that shape the rows changed.
+    fn reshape(&mut self) {
+        self.generation += 1;
+        self.refresh();
+        self.dirty = true;
+    }
+
+    /// Rebuilds rows, groups and events when the snapshot or the settings changed; the
+    /// selection follows its series (or group).
+    pub fn refresh(&mut self) {
+        let key = (self.snap.version, self.generation);
+        if self.built == key {
+            return;
+        }
+        self.built = key;
+        let snap = self.snap.clone();
+        let filter = &self.filter;
+        let group_label = self.group_by.clone();
+        let passes = |s: &SeriesView| filter.matches(&s.info.name, &s.info.category, &s.info.id);
+        let mut rows: Vec<usize> = (0..snap.series.len())
+            .filter(|&i| {
+                let s = &snap.series[i];
+                passes(s)
+                    && match (&group_label, &self.group_open) {
+                        (Some(l), Some(v)) => label_value(s, l) == *v,
+                        _ => true,
+                    }
+            })
+            .collect();
+        let score = |i: usize| snap.series[i].last().map_or(-1.0, |p| p.score);
+        match self.sort {
+            SortBy::Name => {}
+            SortBy::Score => rows.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b))),
+            SortBy::Recent => rows.sort_by(|&a, &b| {
+                (snap.series[b].recent_anomalies)
+                    .cmp(&snap.series[a].recent_anomalies)
+                    .then(score(b).total_cmp(&score(a)))
+                    .then(a.cmp(&b))
+            }),
+        }
+        self.groups.clear();
+        if let (Some(label), None) = (&group_label, &self.group_open) {
+            let mut by: std::collections::BTreeMap<String, GroupRow> = Default::default();
+            for &i in &rows {
+                let s = &snap.series[i];
+                let v = label_value(s, label);
+                let g = by.entry(v.clone()).or_insert(GroupRow {
+                    value: v,
+                    count: 0,
+                    anomalous: 0,
+                    worst: None,
+                    worst_score: -1.0,
+                });
+                g.count += 1;
+                g.anomalous += usize::from(s.recent_anomalies > 0);
+                if score(i) > g.worst_score {
+                    g.worst_score = score(i);
+                    g.worst = Some(i);
+                }
+            }
+            let mut groups: Vec<GroupRow> = by.into_values().collect();
+            match self.sort {
+                SortBy::Name => {}
+                SortBy::Score => groups.sort_by(|a, b| b.worst_score.total_cmp(&a.worst_score)),
+                SortBy::Recent => groups.sort_by(|a, b| {
+                    b.rate()
+                        .total_cmp(&a.rate())
+                        .then(b.worst_score.total_cmp(&a.worst_score))
+                }),
+            }
+            self.groups = groups;
+        }
+        self.rows = rows;
+        // Events: the same filter (and open group) as the series.
+        let group_open = self.group_open.clone();
+        let events: Vec<Arc<AnomalyEvent>> = snap
+            .events_newest_first()
+            .into_iter()
+            .filter(|e| filter.matches(&e.name, &e.category, &e.series))
+            .filter(|e| match (&group_label, &group_open) {
+                (Some(l), Some(v)) => snap.get(&e.series).is_none_or(|s| label_value(s, l) == *v),
+                _ => true,
+            })
+            .collect();
+        let ev_key = self
+            .events
+            .get(self.event_selected)
+            .map(|e| (e.series.clone(), e.start));
+        self.events = events;
+        self.event_selected = ev_key
+            .and_then(|(s, t)| {
+                self.events
+                    .iter()
+                    .position(|e| e.series == s && e.start == t)
+            })
+            .unwrap_or(0)
+            .min(self.events.len().saturating_sub(1));
+        // The selection follows its key.
+        let n = self.row_count();
+        let found = self
+            .selected_key
+            .clone()
+            .and_then(|k| (0..n).find(|&r| self.key_of(r).as_deref() == Some(k.as_str())));
+        self.selected = found.unwrap_or(self.selected).min(n.saturating_sub(1));
+        self.selected_key = self.key_of(self.selected);
     }
 
     /// A new engine snapshot; returns effects it triggers (held-out evaluation of a newly
@@ -159,9 +484,7 @@ impl App {
         if snap.version != self.snap.version {
             self.snap = snap;
             self.dirty = true;
-        }
-        if self.selected >= self.snap.series.len() {
-            self.selected = self.snap.series.len().saturating_sub(1);
+            self.refresh();
         }
         self.holdout_effect().into_iter().collect()
     }
@@ -238,15 +561,151 @@ impl App {
     }
 
     fn select(&mut self, to: isize) {
-        let n = self.snap.series.len();
+        if self.tab == Tab::Events {
+            let n = self.events.len();
+            if n > 0 {
+                self.event_selected = to.clamp(0, n as isize - 1) as usize;
+            }
+            return;
+        }
+        let n = self.row_count();
         if n == 0 {
             return;
         }
         let to = to.clamp(0, n as isize - 1) as usize;
         if to != self.selected {
             self.selected = to;
+            self.selected_key = self.key_of(to);
             self.spikes = None;
+            self.focus = None;
         }
+    }
+
+    /// The row moved by up/down: the event list on the Events tab, else the series table.
+    fn cursor(&self) -> usize {
+        if self.tab == Tab::Events {
+            self.event_selected
+        } else {
+            self.selected
+        }
+    }
+
+    /// Typing in the filter line: characters edit it (the rows follow at once), Enter keeps
+    /// it, Esc clears it.
+    fn filter_key(&mut self, key: &KeyEvent) {
+        use crossterm::event::{KeyCode, KeyModifiers};
+        match key.code {
+            KeyCode::Esc => {
+                self.filter_editing = false;
+                self.set_filter(String::new());
+            }
+            KeyCode::Enter => self.filter_editing = false,
+            KeyCode::Backspace => {
+                let mut t = self.filter_text.clone();
+                t.pop();
+                self.set_filter(t);
+            }
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                let t = format!("{}{c}", self.filter_text);
+                self.set_filter(t);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn set_filter(&mut self, text: String) {
+        self.filter = Filter::parse(&text);
+        self.filter_text = text;
+        self.selected = 0;
+        self.selected_key = None;
+        self.event_selected = 0;
+        self.reshape();
+    }
+
+    /// `g`: no grouping → category → each label of the PromQL series → no grouping.
+    fn next_group(&mut self) {
+        let mut labels = vec!["category".to_string()];
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &self.snap.series {
+            if s.info.source == pulsewatch_engine::sources::source::SourceKind::Prometheus {
+                for (k, _) in pulsewatch_core::prom::series_labels(&s.info.id) {
+                    seen.insert(k);
+                }
+            }
+        }
+        labels.extend(seen);
+        self.group_by = match &self.group_by {
+            None => labels.first().cloned(),
+            Some(cur) => labels
+                .iter()
+                .position(|l| l == cur)
+                .and_then(|i| labels.get(i + 1))
+                .cloned(),
+        };
+        self.group_open = None;
+        self.selected = 0;
+        self.selected_key = None;
+        self.reshape();
+    }
+
+    /// Enter: opens the selected group, or jumps from an event to its series' chart.
+    fn open(&mut self) {
+        match self.tab {
+            Tab::Events => {
+                let Some(e) = self.events.get(self.event_selected).cloned() else {
+                    return;
+                };
+                if self.grouped() {
+                    self.group_by = None;
+                }
+                self.reshape();
+                let Some(row) = self.rows.iter().position(|&i| {
+                    self.snap
+                        .series
+                        .get(i)
+                        .is_some_and(|s| s.info.id == e.series)
+                }) else {
+                    self.message = Some(format!("{} is no longer monitored", e.name));
+                    return;
+                };
+                self.selected = row;
+                self.selected_key = self.key_of(row);
+                self.tab = Tab::Live;
+                self.message = Some(format!(
+                    "event of {} at {} (Esc returns to the live view)",
+                    e.name,
+                    super::ui::fmt_time(e.peak_timestamp)
+                ));
+                self.focus = Some(e);
+            }
+            Tab::Live if self.grouped() => {
+                if let Some(g) = self.groups.get(self.selected) {
+                    self.group_open = Some(g.value.clone());
+                    self.selected = 0;
+                    self.selected_key = None;
+                    self.reshape();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Esc: closes the innermost thing open (event, filter, group); `false` when nothing was.
+    fn close_one(&mut self) -> bool {
+        if self.focus.take().is_some() {
+            self.message = Some("back to the live view".into());
+        } else if !self.filter_text.is_empty() {
+            self.set_filter(String::new());
+            self.message = Some("filter cleared".into());
+        } else if self.group_open.take().is_some() {
+            self.selected = 0;
+            self.selected_key = None;
+            self.reshape();
+            self.message = Some("back to the groups".into());
+        } else {
+            return false;
+        }
+        true
     }
 
     fn spike_request(&mut self, at_cursor: bool) -> Option<Effect> {
@@ -287,6 +746,18 @@ impl App {
             self.help = false;
             return Vec::new();
         }
+        if self.filter_editing {
+            let ctrl_c = key.code == crossterm::event::KeyCode::Char('c')
+                && key
+                    .modifiers
+                    .contains(crossterm::event::KeyModifiers::CONTROL);
+            if ctrl_c {
+                self.quit = true;
+            } else {
+                self.filter_key(key);
+            }
+            return Vec::new();
+        }
         let Some(action) = action else {
             return Vec::new();
         };
@@ -300,10 +771,28 @@ impl App {
             Action::Live => self.tab = Tab::Live,
             Action::Forecast => self.tab = Tab::Forecast,
             Action::Spikes => self.tab = Tab::Spikes,
-            Action::Up => self.select(self.selected as isize - 1),
-            Action::Down => self.select(self.selected as isize + 1),
-            Action::PageUp => self.select(self.selected as isize - page),
-            Action::PageDown => self.select(self.selected as isize + page),
+            Action::Events => self.tab = Tab::Events,
+            Action::Up => self.select(self.cursor() as isize - 1),
+            Action::Down => self.select(self.cursor() as isize + 1),
+            Action::PageUp => self.select(self.cursor() as isize - page),
+            Action::PageDown => self.select(self.cursor() as isize + page),
+            Action::Sort => {
+                self.sort = self.sort.next();
+                self.message = Some(format!("sorted by {}", self.sort.label()));
+                self.reshape();
+            }
+            Action::Filter => {
+                self.filter_editing = true;
+                self.message = None;
+            }
+            Action::Group => {
+                self.next_group();
+                self.message = Some(match &self.group_by {
+                    Some(l) => format!("grouped by {l} (Enter opens a group)"),
+                    None => "not grouped".into(),
+                });
+            }
+            Action::Open => self.open(),
             Action::Left => {
                 let max = self
                     .current()
@@ -325,8 +814,10 @@ impl App {
                 out.push(Effect::Engine(Control::Retrain { series: None }));
             }
             Action::Cancel => {
-                self.message = Some("retrains cancelled".into());
-                out.push(Effect::Engine(Control::CancelRetrain { series: None }));
+                if !self.close_one() {
+                    self.message = Some("retrains cancelled".into());
+                    out.push(Effect::Engine(Control::CancelRetrain { series: None }));
+                }
             }
             Action::Pause => {
                 let paused = !self.snap.paused;

@@ -145,6 +145,8 @@ pub async fn write_all(
     let mut settings = headless::engine_settings(cfg, SourceKind::Nab)?;
     settings.replay.speed = speed;
     settings.replay.paused = false;
+    // A demonstration run: its anomaly events are not the user's.
+    settings.events_file = None;
     let demo_data = !cfg.data.dir.join("data").is_dir();
     let spec = if demo_data {
         SourceSpec::Replay {
@@ -162,13 +164,8 @@ pub async fn write_all(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let snap = services.engine.latest();
     let want = series.unwrap_or("realKnownCause/nyc_taxi.csv");
-    let selected = snap
-        .series
-        .iter()
-        .position(|s| s.info.id == want)
-        .unwrap_or(0);
     let mut app = super::new_app(cfg, snap.clone())?;
-    app.selected = selected;
+    app.select_series(want);
     // The Forecast and Test spikes tabs show analysis results: ask the engine for them.
     let mut events = services.engine.events();
     let mut asked = 0;
@@ -222,6 +219,7 @@ pub async fn write_all(
             Tab::Live => "live",
             Tab::Forecast => "forecast",
             Tab::Spikes => "spikes",
+            Tab::Events => "events",
         };
         let svg = out.join(format!("{name}.svg"));
         std::fs::write(&svg, buffer_to_svg(&buf))

@@ -3,10 +3,13 @@
 //! ```text
 //! ┌──────────────────────────────────────────────────────────────────────────────┐
 //! │ header: source, replay time and speed, detector state, forecast, push, source │  draw_header
-//! │ tabs:   1 Live  2 Forecast  3 Test spikes                          ? help     │  draw_tabs
+//! │ tabs:   1 Live  2 Forecast  3 Test spikes  4 Events                ? help     │  draw_tabs
 //! ├──────────────────────────────────────────────────────────────────────────────┤
-//! │ Live:      series table (sparkline, value, score, anomalies)                  │  draw_live_table
-//! │            detail chart (values, anomaly markers, forecast band)              │  draw_detail
+//! │ Live:      filter · sort · group · shown/total                                │  draw_controls
+//! │            series table (sparkline, value, score, last hour, anomalies)       │  draw_live_table
+//! │            or grouped table (series, anomaly rate, worst series)              │  draw_group_table
+//! │            detail chart (values, anomaly markers, forecast band, reason)      │  draw_detail
+//! │ Events:    anomaly events, newest first; the selected one's reason            │  draw_events
 //! │ Forecast:  history + forecast band with real timestamps; model, fit, accuracy │  draw_forecast
 //! │ Spikes:    spiked copy with caught/missed markers; recall, delay, false alarms│  draw_spikes
 //! ├──────────────────────────────────────────────────────────────────────────────┤
@@ -27,7 +30,7 @@ use ratatui::widgets::{
     TableState, Tabs, Wrap,
 };
 
-use super::app::{App, TEST_POINTS, Tab};
+use super::app::{App, SortBy, TEST_POINTS, Tab};
 use super::keys::Action;
 use pulsewatch_engine::engine::state::{ScoredPoint, SeriesView};
 use pulsewatch_engine::sources::source::SourceKind;
@@ -60,6 +63,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         Tab::Live => draw_live(f, app, body),
         Tab::Forecast => draw_forecast(f, app, body),
         Tab::Spikes => draw_spikes(f, app, body),
+        Tab::Events => draw_events(f, app, body),
     }
     draw_footer(f, app, footer);
     if app.help {
@@ -107,10 +111,15 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     if let Some(n) = &app.notice {
         spans.push(Span::styled(format!("{n} "), t.warn()));
     }
-    let mut src = if narrow {
-        format!("{} ×{}", s.source, s.series.len())
+    let shown = if app.rows.len() == s.series.len() {
+        s.series.len().to_string()
     } else {
-        format!("{} {} series", s.source, s.series.len())
+        format!("{}/{}", app.rows.len(), s.series.len())
+    };
+    let mut src = if narrow {
+        format!("{} ×{shown}", s.source)
+    } else {
+        format!("{} {shown} series", s.source)
     };
     if s.source == SourceKind::Nab {
         if s.paused {
@@ -194,6 +203,9 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         let hints = [
             (k(Action::Quit), "quit"),
             (format!("{}/{}", k(Action::Up), k(Action::Down)), "select"),
+            (k(Action::Filter), "filter"),
+            (k(Action::Sort), "sort"),
+            (k(Action::Group), "group"),
             (k(Action::Retrain), "retrain"),
             (k(Action::Pause), "pause"),
             (
@@ -238,15 +250,231 @@ pub fn sparkline(points: &[ScoredPoint], width: usize) -> String {
 }
 
 fn draw_live(f: &mut Frame, app: &App, area: Rect) {
-    let n = app.snap.series.len() as u16;
+    let n = app.row_count() as u16;
+    let [controls, area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    draw_controls(f, app, controls);
     let list_h = (n + 1)
         .min(area.height.saturating_mul(45) / 100)
         .max(3.min(area.height));
     let [list, detail] =
         Layout::vertical([Constraint::Length(list_h), Constraint::Min(0)]).areas(area);
-    draw_live_table(f, app, list);
+    if app.grouped() {
+        draw_group_table(f, app, list);
+    } else {
+        draw_live_table(f, app, list);
+    }
     if detail.height >= 3 {
         draw_detail(f, app, detail);
+    }
+}
+
+/// The filter line (being typed, or its error), the sort, the grouping and how many rows show.
+fn draw_controls(f: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let k = |a: Action| app.keys.hint(a);
+    let mut spans = Vec::new();
+    if app.filter_editing {
+        spans.push(Span::styled("filter: ", t.key()));
+        spans.push(Span::styled(format!("{}▏", app.filter_text), t.title()));
+        spans.push(Span::styled("  (Enter keeps, Esc clears)", t.dim()));
+    } else if app.filter_text.is_empty() {
+        spans.push(Span::styled(k(Action::Filter), t.key()));
+        spans.push(Span::styled(" filter", t.dim()));
+    } else {
+        spans.push(Span::styled("filter: ", t.dim()));
+        spans.push(Span::styled(app.filter_text.clone(), t.title()));
+    }
+    if let Some(e) = app.filter.error() {
+        spans.push(Span::styled(
+            format!("  bad regex, filtering nothing: {e}"),
+            t.bad(),
+        ));
+    }
+    let sep = || Span::styled(" · ", t.dim());
+    spans.push(sep());
+    spans.push(Span::styled(
+        format!("sort: {}", app.sort.label()),
+        t.base(),
+    ));
+    spans.push(sep());
+    let group = match (&app.group_by, &app.group_open) {
+        (None, _) => "group: none".to_string(),
+        (Some(l), None) => format!("group: {l} ({} groups)", app.groups.len()),
+        (Some(l), Some(v)) => format!("group: {l}={v}"),
+    };
+    spans.push(Span::styled(group, t.base()));
+    spans.push(sep());
+    let what = if app.tab == Tab::Events {
+        format!("{} events", app.events.len())
+    } else {
+        format!("{}/{} series", app.rows.len(), app.snap.series.len())
+    };
+    spans.push(Span::styled(what, t.title()));
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// Rows `offset..offset + visible` of a table of `n` rows keep `selected` in view.
+fn window(selected: usize, height: u16) -> (usize, usize) {
+    let visible = usize::from(height.saturating_sub(1)).max(1);
+    (selected.saturating_sub(visible - 1), visible)
+}
+
+fn draw_group_table(f: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let label = app.group_by.as_deref().unwrap_or("group");
+    let header = Row::new(vec![
+        label.to_string(),
+        "series".into(),
+        "anomalous 1h".into(),
+        "worst series".into(),
+        "score".into(),
+    ])
+    .style(t.dim());
+    let (offset, visible) = window(app.selected, area.height);
+    let threshold = app.snap.threshold;
+    let rows: Vec<Row> = app
+        .groups
+        .iter()
+        .skip(offset)
+        .take(visible)
+        .map(|g| {
+            let worst = g
+                .worst
+                .and_then(|i| app.snap.series.get(i))
+                .map_or("-".to_string(), |s| s.info.name.clone());
+            let rate_style = if g.anomalous > 0 { t.warn() } else { t.dim() };
+            Row::new(vec![
+                Cell::from(if g.value.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    g.value.clone()
+                }),
+                Cell::from(g.count.to_string()),
+                Cell::from(format!("{:.0} % ({})", g.rate() * 100.0, g.anomalous))
+                    .style(rate_style),
+                Cell::from(worst),
+                Cell::from(if g.worst_score < 0.0 {
+                    "-".into()
+                } else {
+                    format!("{:.2}", g.worst_score)
+                })
+                .style(t.score(g.worst_score.max(0.0), threshold)),
+            ])
+        })
+        .collect();
+    let widths = [
+        Constraint::Min(12),
+        Constraint::Length(6),
+        Constraint::Length(12),
+        Constraint::Min(10),
+        Constraint::Length(5),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(t.selected());
+    let mut state = TableState::default().with_selected(Some(app.selected - offset));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn draw_events(f: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let [controls, area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    draw_controls(f, app, controls);
+    let detail_h = 3.min(area.height.saturating_sub(2));
+    let [list, detail] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(detail_h)]).areas(area);
+    if app.events.is_empty() {
+        let mut lines = vec![Line::styled(
+            "no anomaly events yet: consecutive flagged points of a series show up here",
+            t.dim(),
+        )];
+        if let Some(w) = &app.snap.events_warning {
+            lines.push(Line::styled(w.clone(), t.warn()));
+        }
+        f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), list);
+        return;
+    }
+    let wide = area.width >= 100;
+    let mut head = vec!["start", "series", "pts", "peak", "value", "expected"];
+    if wide {
+        head.push("reason");
+    }
+    let header = Row::new(head).style(t.dim());
+    let (offset, visible) = window(app.event_selected, list.height);
+    let threshold = app.snap.threshold;
+    let rows: Vec<Row> = app
+        .events
+        .iter()
+        .skip(offset)
+        .take(visible)
+        .map(|e| {
+            let expected = e.expected.map_or("-".to_string(), |b| {
+                format!("{}..{}", fmt_value(b.lower), fmt_value(b.upper))
+            });
+            let start = if e.open {
+                format!("{} now", fmt_short_time(e.start))
+            } else {
+                fmt_short_time(e.start)
+            };
+            let mut cells = vec![
+                Cell::from(start),
+                Cell::from(e.name.clone()),
+                Cell::from(e.points.to_string()),
+                Cell::from(format!("{:.2}", e.peak_score)).style(t.score(e.peak_score, threshold)),
+                Cell::from(fmt_value(e.peak_value)),
+                Cell::from(expected).style(t.dim()),
+            ];
+            if wide {
+                cells.push(Cell::from(
+                    e.reason.as_ref().map_or(String::new(), |r| r.text.clone()),
+                ));
+            }
+            Row::new(cells)
+        })
+        .collect();
+    let mut widths = vec![
+        Constraint::Length(15),
+        Constraint::Min(12),
+        Constraint::Length(4),
+        Constraint::Length(5),
+        Constraint::Length(9),
+        Constraint::Length(17),
+    ];
+    if wide {
+        widths.push(Constraint::Min(30));
+    }
+    let table = Table::new(rows, widths)
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(t.selected());
+    let mut state = TableState::default().with_selected(Some(app.event_selected - offset));
+    f.render_stateful_widget(table, list, &mut state);
+    if let Some(e) = app.events.get(app.event_selected) {
+        let mut lines = vec![Line::from(vec![
+            Span::styled(format!("{} ", e.name), t.title()),
+            Span::raw(format!(
+                "{} → {} · peak {:.2} at {} · {} by {}",
+                fmt_time(e.start),
+                fmt_time(e.end),
+                e.peak_score,
+                fmt_time(e.peak_timestamp),
+                e.category,
+                e.detector
+            )),
+        ])];
+        let why = e
+            .reason
+            .as_ref()
+            .map_or("no reason given".to_string(), |r| r.text.clone());
+        lines.push(Line::from(vec![
+            Span::styled(app.keys.hint(Action::Open), t.key()),
+            Span::styled(" chart  ", t.dim()),
+            Span::raw(why),
+        ]));
+        f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), detail);
     }
 }
 
@@ -260,23 +488,35 @@ fn draw_live_table(f: &mut Frame, app: &App, area: Rect) {
     } else {
         8
     };
-    let header_cells: Vec<&str> = if wide {
-        vec!["series", "category", "recent", "value", "score", "anom"]
-    } else {
-        vec!["series", "recent", "value", "score", "anom"]
+    let sorted = |name: &'static str, by: SortBy| -> String {
+        if app.sort == by {
+            format!("{name}▼")
+        } else {
+            name.to_string()
+        }
     };
+    let mut header_cells: Vec<String> = vec![sorted("series", SortBy::Name)];
+    if wide {
+        header_cells.push("category".into());
+    }
+    header_cells.extend([
+        "recent".to_string(),
+        "value".into(),
+        sorted("score", SortBy::Score),
+        sorted("1h", SortBy::Recent),
+        "anom".into(),
+    ]);
     let header = Row::new(header_cells).style(t.dim());
     let threshold = app.snap.threshold;
     // Only the rows that fit are built (thousands of series cost no more than a screenful): the
     // window scrolls just enough to keep the selection in view, as ratatui's own would.
-    let visible = usize::from(area.height.saturating_sub(1)).max(1);
-    let offset = app.selected.saturating_sub(visible - 1);
+    let (offset, visible) = window(app.selected, area.height);
     let rows: Vec<Row> = app
-        .snap
-        .series
+        .rows
         .iter()
         .skip(offset)
         .take(visible)
+        .filter_map(|&i| app.snap.series.get(i))
         .map(|s| {
             let last = s.last();
             let value = last.map_or("-".into(), |p| fmt_value(p.value));
@@ -303,6 +543,12 @@ fn draw_live_table(f: &mut Frame, app: &App, area: Rect) {
                 Cell::from(last.map_or("-".into(), |_| format!("{score:.2}")))
                     .style(t.score(score, threshold)),
             );
+            let hour_style = if s.recent_anomalies > 0 {
+                t.warn()
+            } else {
+                t.dim()
+            };
+            cells.push(Cell::from(s.recent_anomalies.to_string()).style(hour_style));
             let anom_style = if s.anomalies > 0 { t.warn() } else { t.dim() };
             cells.push(Cell::from(s.anomalies.to_string()).style(anom_style));
             Row::new(cells)
@@ -315,7 +561,8 @@ fn draw_live_table(f: &mut Frame, app: &App, area: Rect) {
     widths.extend([
         Constraint::Length(spark_w),
         Constraint::Length(9),
-        Constraint::Length(5),
+        Constraint::Length(6),
+        Constraint::Length(4),
         Constraint::Length(5),
     ]);
     let table = Table::new(rows, widths)
@@ -351,7 +598,16 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
         return;
     };
     let shown = (area.width as usize * 2).clamp(10, 2000);
-    let pts = s.points.tail(shown);
+    // An event opened from the Events tab: the kept points around it, else the newest.
+    let focus = app
+        .focus
+        .as_ref()
+        .filter(|e| e.series == s.info.id)
+        .map(|e| (e, around(&s.points, e.start, e.end, shown)));
+    let pts = match &focus {
+        Some((_, Some(p))) => p.clone(),
+        _ => s.points.tail(shown),
+    };
     let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.timestamp as f64, p.value)).collect();
     let flagged: Vec<(f64, f64)> = pts
         .iter()
@@ -364,9 +620,10 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
         .map(|p| (p.timestamp as f64, p.value))
         .collect();
     let (mut fc_p, mut fc_l, mut fc_u) = (Vec::new(), Vec::new(), Vec::new());
-    if let (Some(f), Some(last)) = (
+    if let (Some(f), Some(last), None) = (
         s.forecast.as_ref().and_then(|f| f.forecast.as_ref()),
         pts.last(),
+        focus.as_ref(),
     ) {
         let steps = (pts.len() / 5).max(1);
         for (i, &ts) in f.timestamps.iter().enumerate().take(steps) {
@@ -386,7 +643,7 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
         .max(x0 + 1.0);
     let y = bounds(line.iter().chain(&fc_l).chain(&fc_u).map(|p| p.1));
     let last = s.last();
-    let title = format!(
+    let mut title = format!(
         " {} · {} · value {} · score {} (threshold {:.2}) · {} anomalies ",
         s.info.name,
         s.info.category,
@@ -395,7 +652,49 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
         app.snap.threshold,
         s.anomalies
     );
+    let mut peak_line = Vec::new();
+    match &focus {
+        Some((e, kept)) => {
+            title = format!(
+                " {} · event {} peak {:.2}{}{} ",
+                s.info.name,
+                fmt_time(e.peak_timestamp),
+                e.peak_score,
+                e.reason
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(": {}", r.text)),
+                if kept.is_none() {
+                    " · older than the kept history"
+                } else {
+                    ""
+                }
+            );
+            if kept.is_some() {
+                peak_line = vec![
+                    (e.peak_timestamp as f64, y[0]),
+                    (e.peak_timestamp as f64, y[1]),
+                ];
+            }
+        }
+        None => {
+            if let Some(e) = &s.event {
+                let when = if e.open {
+                    "now".to_string()
+                } else {
+                    fmt_short_time(e.peak_timestamp)
+                };
+                let why = e
+                    .reason
+                    .as_ref()
+                    .map_or(format!("score {:.2}", e.peak_score), |r| r.text.clone());
+                title.push_str(&format!("· anomaly {when}: {why} "));
+            }
+        }
+    }
     let mut datasets = vec![plot_line("value", &line, t.series(), app.marker)];
+    if !peak_line.is_empty() {
+        datasets.push(plot_line("event", &peak_line, t.warn(), app.marker));
+    }
     if !fc_p.is_empty() {
         datasets.push(plot_line("forecast", &fc_p, t.forecast(), app.marker));
         datasets.push(plot_line("band", &fc_l, t.band(), app.marker));
@@ -410,6 +709,37 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
     let (xa, ya) = time_value_axes([x0, x1], y);
     let chart = chart_widget(datasets, t, &title, area.width, xa, ya);
     f.render_widget(chart, area);
+}
+
+/// The kept points around `[start, end]`: `n` points centred on the event, or `None` when the
+/// event is older than the kept history.
+fn around(
+    points: &pulsewatch_engine::engine::state::History,
+    start: i64,
+    end: i64,
+    n: usize,
+) -> Option<Vec<ScoredPoint>> {
+    let len = points.len();
+    let first = points.get(0)?;
+    if first.timestamp > end {
+        return None;
+    }
+    // Binary search for the first kept point at or after `start`.
+    let (mut lo, mut hi) = (0, len);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if points.get(mid).is_some_and(|p| p.timestamp < start) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    let from = lo.saturating_sub(n / 2).min(len.saturating_sub(n));
+    Some(
+        (from..(from + n).min(len))
+            .filter_map(|i| points.get(i))
+            .collect(),
+    )
 }
 
 /// A line dataset.

@@ -41,6 +41,7 @@ fn settings(source: SourceKind, forecast: bool) -> EngineSettings {
             threshold: 0.5,
             history: 500,
             store: None,
+            events_keep: 1000,
         },
         forecast: forecast.then(|| {
             pulsewatch_core::forecast::ForecastSettings::from_config(&cfg.forecast)
@@ -51,6 +52,7 @@ fn settings(source: SourceKind, forecast: bool) -> EngineSettings {
             paused: false,
             speed: 200.0,
         },
+        events_file: None,
     }
 }
 
@@ -522,5 +524,159 @@ fn metrics_with_promql_series_names_pass_promtool() {
             assert!(ok, "promtool: {msg}\n{text}");
         }
         eng.shutdown().await;
+    });
+}
+
+/// Points of a wave with spikes at the given offsets, each higher than the one before (`pulse`
+/// flags new records): +50, +120, +190, ...
+fn spiked(from: i64, n: i64, spikes: &[i64]) -> Vec<Point> {
+    (from..from + n)
+        .map(|i| {
+            let k = spikes.iter().position(|&s| s == i);
+            Point {
+                timestamp: 1_700_000_000 + i * 60,
+                value: 10.0 + (i as f64 * 0.7).sin() + k.map_or(0.0, |k| 50.0 + 70.0 * k as f64),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn anomaly_events_survive_a_restart_and_the_api_lists_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("state/events.jsonl");
+    let with_file = || {
+        let mut s = settings(SourceKind::Host, false);
+        s.events_file = Some(file.clone());
+        s
+    };
+    rt().block_on(async {
+        // First run: two spikes on "a", one on "b" → three events; "b" ends flagged (a running
+        // event, closed and kept when the engine stops).
+        let (tx, rx) = mpsc::channel(64);
+        let eng = engine::spawn(with_file(), SourceSpec::Channel(rx)).expect("engine");
+        for (id, spikes) in [("a", vec![300, 480]), ("b", vec![499])] {
+            tx.send(SourceEvent::Points {
+                info: info(id),
+                points: spiked(0, 500, &spikes),
+                restart: false,
+            })
+            .await
+            .expect("engine alive");
+        }
+        let mut snaps = eng.subscribe();
+        wait_until("two closed events and one running", 10, || {
+            let s = snaps.borrow_and_update().clone();
+            s.events.len() == 2 && s.events_newest_first().len() == 3
+        })
+        .await;
+        let s = eng.latest();
+        let newest = s.events_newest_first();
+        assert_eq!(newest[0].series, "b");
+        assert!(newest[0].open);
+        assert_eq!(
+            newest.iter().map(|e| e.peak_timestamp).collect::<Vec<_>>(),
+            [499, 480, 300].map(|i| 1_700_000_000 + i * 60)
+        );
+        for e in &newest {
+            assert!(e.peak_value > 55.0, "{e:?}");
+            assert_eq!(e.detector, "pulse");
+            let signal = e.reason.as_ref().map(|r| r.signal.as_str());
+            assert!(matches!(signal, Some("level" | "step")), "{e:?}");
+        }
+        // The API over HTTP: newest first, `series`, `since` (seconds or RFC 3339), `limit`.
+        let state = ApiState {
+            snapshots: eng.subscribe(),
+            controller: eng.controller(),
+            token: None,
+            push: None,
+        };
+        let (addr, server) = api::serve(
+            "127.0.0.1:0".parse().expect("addr"),
+            state,
+            std::future::pending(),
+        )
+        .await
+        .expect("serve");
+        let http = testkit::http_client().build().expect("client");
+        let get = |q: String| {
+            let http = http.clone();
+            async move {
+                let r = http
+                    .get(format!("http://{addr}/api/v1/anomalies{q}"))
+                    .send()
+                    .await
+                    .expect("GET");
+                let code = r.status().as_u16();
+                let body = r.bytes().await.expect("body");
+                (code, serde_json::from_slice::<Value>(&body).expect("JSON"))
+            }
+        };
+        let (code, all) = get(String::new()).await;
+        assert_eq!(code, 200);
+        assert_eq!(all["events"].as_array().map(Vec::len), Some(3), "{all}");
+        assert_eq!(all["events"][0]["series"], "b");
+        assert_eq!(all["events"][0]["open"], true);
+        assert!(
+            all["events"][0]["reason"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("above"))
+        );
+        let (_, a) = get("?series=a&limit=1".into()).await;
+        assert_eq!(a["matching"], 2);
+        assert_eq!(a["events"].as_array().map(Vec::len), Some(1));
+        assert_eq!(a["events"][0]["peak_timestamp"], 1_700_000_000 + 480 * 60);
+        let since = 1_700_000_000 + 350 * 60;
+        let (_, recent) = get(format!("?since={since}")).await;
+        assert_eq!(recent["matching"], 2, "{recent}");
+        let (_, rfc) = get("?since=2023-11-14T22:13:20Z".into()).await;
+        assert_eq!(rfc["matching"], 3, "{rfc}");
+        let (code, bad) = get("?since=yesterday".into()).await;
+        assert_eq!(code, 400);
+        assert!(
+            bad["error"].as_str().is_some_and(|e| e.contains("since")),
+            "{bad}"
+        );
+        let (code, _) = get("?series=nope".into()).await;
+        assert_eq!(code, 404);
+        server.abort();
+        eng.shutdown().await;
+        drop(tx);
+
+        // The file holds all three, the running one closed.
+        let text = std::fs::read_to_string(&file).expect("events file");
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(!text.contains("\"open\":true"), "{text}");
+
+        // Second run on the same file: the events are back before any point arrives.
+        let (_tx2, rx2) = mpsc::channel(64);
+        let eng = engine::spawn(with_file(), SourceSpec::Channel(rx2)).expect("engine");
+        let s = eng.latest();
+        assert_eq!(s.events.len(), 3);
+        assert!(s.events_warning.is_none());
+        assert_eq!(s.events_newest_first()[0].series, "b");
+        eng.shutdown().await;
+
+        // A damaged file is reported, kept aside, and a new one started with what was readable.
+        let mut damaged = std::fs::read_to_string(&file).expect("read");
+        damaged.push_str("{\"series\": \"cut short");
+        std::fs::write(&file, &damaged).expect("damage");
+        let (_tx3, rx3) = mpsc::channel(64);
+        let eng = engine::spawn(with_file(), SourceSpec::Channel(rx3)).expect("engine");
+        let s = eng.latest();
+        assert_eq!(s.events.len(), 3);
+        let w = s.events_warning.clone().expect("a warning");
+        assert!(w.contains("line 4") && w.contains("kept aside"), "{w}");
+        eng.shutdown().await;
+        let aside: Vec<_> = std::fs::read_dir(file.parent().expect("dir"))
+            .expect("ls")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(
+            std::fs::read_to_string(aside[0].path()).expect("aside"),
+            damaged
+        );
     });
 }

@@ -283,6 +283,10 @@ fn two_shards_cover_every_series_once_and_keep_their_own_groups() {
                 "PULSEWATCH_LOGGING_DIR",
                 dir.path().join(format!("logs{k}")),
             )
+            .env(
+                "PULSEWATCH_EVENTS_FILE",
+                dir.path().join(format!("events{k}.jsonl")),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         base(&mut cmd);

@@ -1,5 +1,6 @@
 //! One pipeline: `--once` is the engine in batch mode, so on the NAB corpus it must flag exactly
-//! what the long-running engine flags when the same corpus is replayed through it to the end.
+//! what the long-running engine flags when the same corpus is replayed through it to the end,
+//! and list the same anomaly events.
 
 use crate::support::corpus;
 use crate::support::servers;
@@ -46,6 +47,7 @@ fn once_flags_what_the_long_running_engine_flags_on_every_series() {
     let mut cfg = Config::default();
     cfg.data.dir = root.clone();
     cfg.retrain.model_dir = dir.path().join("models");
+    cfg.events.file = dir.path().join("live-events.jsonl");
     let mut settings = services::engine_settings(&cfg, SourceKind::Nab).expect("settings");
     settings.forecast = None;
     settings.replay.paused = false;
@@ -55,7 +57,22 @@ fn once_flags_what_the_long_running_engine_flags_on_every_series() {
         .enable_all()
         .build()
         .expect("runtime");
-    let live: BTreeMap<String, (u64, u64)> = rt.block_on(async {
+    type Event = (String, i64, i64, u64);
+    let event_of = |e: &serde_json::Value| -> Event {
+        (
+            e["series"].as_str().unwrap_or_default().to_string(),
+            e["start"].as_i64().unwrap_or(0),
+            e["end"].as_i64().unwrap_or(0),
+            e["points"].as_u64().unwrap_or(0),
+        )
+    };
+    let mut once_events: Vec<Event> = doc["events"]
+        .as_array()
+        .expect("events array")
+        .iter()
+        .map(event_of)
+        .collect();
+    let (live, mut live_events): (BTreeMap<String, (u64, u64)>, Vec<Event>) = rt.block_on(async {
         let handle = engine::spawn(
             settings,
             SourceSpec::Replay {
@@ -81,10 +98,18 @@ fn once_flags_what_the_long_running_engine_flags_on_every_series() {
         }
         let s = handle.latest();
         handle.shutdown().await;
-        s.series
+        let events = s
+            .events_newest_first()
             .iter()
-            .map(|v| (v.info.id.clone(), (v.ingested, v.anomalies)))
-            .collect()
+            .map(|e| event_of(&serde_json::to_value(e.as_ref()).expect("event JSON")))
+            .collect();
+        (
+            s.series
+                .iter()
+                .map(|v| (v.info.id.clone(), (v.ingested, v.anomalies)))
+                .collect(),
+            events,
+        )
     });
 
     assert_eq!(once.len(), 58, "--once saw every NAB series");
@@ -98,4 +123,14 @@ fn once_flags_what_the_long_running_engine_flags_on_every_series() {
             "{id}: --once (points, anomalies) vs the long-running engine"
         );
     }
+    // The same events: consecutive flags of a series, in both.
+    once_events.sort();
+    live_events.sort();
+    assert!(!once_events.is_empty());
+    let flagged_in_events: u64 = once_events.iter().map(|e| e.3).sum();
+    assert_eq!(
+        flagged_in_events, flagged,
+        "every flagged point is in one event"
+    );
+    assert_eq!(once_events, live_events);
 }

@@ -433,3 +433,239 @@ fn no_color_renders_without_colours() {
         render(&mono, 120, 40).backend().to_string()
     );
 }
+
+/// Twelve PromQL-like series (3 instances × 2 jobs × 2 queries) of one hour at 10 s, scored by
+/// the real `pulse`; series 1, 6 and 8 get a spike (closed events), series 4 one on its last
+/// point (a running event).
+fn fleet_snapshot() -> Arc<Snapshot> {
+    use pulsewatch_engine::sources::source::SeriesInfo;
+    let cfg = Config::default();
+    let settings =
+        pulsewatch_engine::services::core_settings(&cfg, SourceKind::Prometheus).expect("settings");
+    let mut core = Core::new(settings);
+    let mut k = 0;
+    for query in ["load", "requests"] {
+        for job in ["api", "node"] {
+            for instance in ["host-a:9100", "host-b:9100", "nyc-1:9100"] {
+                let id = format!("{query}{{instance={instance:?},job={job:?}}}");
+                let n = 600;
+                let pts: Vec<Point> = (0..n)
+                    .map(|i| {
+                        let base = 10.0 + 3.0 * (i as f64 / 40.0 + k as f64).sin();
+                        let spike = match (k, i) {
+                            (1 | 6 | 8, 400) => 60.0,
+                            (4, 599) => 80.0,
+                            _ => 0.0,
+                        };
+                        Point {
+                            timestamp: 1_700_000_000 + i * 10,
+                            value: base + spike,
+                        }
+                    })
+                    .collect();
+                core.ingest(
+                    SeriesInfo {
+                        id: id.clone(),
+                        name: id,
+                        category: query.into(),
+                        source: SourceKind::Prometheus,
+                    },
+                    &pts,
+                    false,
+                );
+                k += 1;
+            }
+        }
+    }
+    core.status = Some(SourceStatus {
+        source: SourceKind::Prometheus,
+        target: "http://127.0.0.1:9090".into(),
+        healthy: true,
+        message: "12 series".into(),
+        last_ok: 0,
+        poll_seconds: Some(0.02),
+    });
+    core.snapshot()
+}
+
+fn fleet_app() -> App {
+    let cfg = Config::default();
+    let mut app = tui::new_app(&cfg, fleet_snapshot()).expect("app");
+    app.theme = Theme { color: false };
+    app
+}
+
+fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    app.on_key(&KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.on_key(&key(c));
+    }
+}
+
+fn names(app: &App) -> Vec<String> {
+    app.rows
+        .iter()
+        .map(|&i| app.snap.series[i].info.name.clone())
+        .collect()
+}
+
+#[test]
+fn sort_cycles_from_name_to_score_to_last_hour() {
+    let mut app = fleet_app();
+    assert_eq!(app.rows, (0..12).collect::<Vec<_>>(), "name order first");
+    app.on_key(&key('s'));
+    let scores: Vec<f64> = app
+        .rows
+        .iter()
+        .map(|&i| app.snap.series[i].last().map_or(0.0, |p| p.score))
+        .collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "highest score first: {scores:?}"
+    );
+    assert_eq!(
+        names(&app)[0],
+        "load{instance=\"host-b:9100\",job=\"node\"}"
+    );
+    assert!(scores[0] > 0.5, "{scores:?}");
+    // The selection follows its series across a re-sort.
+    app.on_key(&key('j'));
+    let picked = app.current().expect("selection").info.id.clone();
+    app.on_key(&key('s'));
+    assert_eq!(app.current().expect("selection").info.id, picked);
+    let recent: Vec<u32> = app
+        .rows
+        .iter()
+        .map(|&i| app.snap.series[i].recent_anomalies)
+        .collect();
+    assert!(recent.windows(2).all(|w| w[0] >= w[1]), "{recent:?}");
+    assert_eq!(recent.iter().filter(|&&r| r > 0).count(), 4, "{recent:?}");
+    app.on_key(&key('s'));
+    assert_eq!(app.rows, (0..12).collect::<Vec<_>>());
+    insta::assert_snapshot!("sorted_80x24", {
+        let mut a = fleet_app();
+        a.on_key(&key('s'));
+        render(&a, 80, 24).backend().to_string()
+    });
+}
+
+#[test]
+fn filter_by_substring_and_regex_and_a_bad_regex() {
+    let mut app = fleet_app();
+    app.on_key(&key('/'));
+    typed(&mut app, "NYC");
+    assert!(app.filter_editing);
+    assert_eq!(app.rows.len(), 4, "{:?}", names(&app));
+    assert!(names(&app).iter().all(|n| n.contains("nyc-1")));
+    let text = render(&app, 80, 24).backend().to_string();
+    assert!(
+        text.contains("filter: NYC") && text.contains("4/12 series"),
+        "{text}"
+    );
+    insta::assert_snapshot!("filtered_80x24", text);
+    insta::assert_snapshot!("filtered_200x60", render(&app, 200, 60).backend());
+    // Keys while typing go to the filter: `q` is a letter here, not quit.
+    typed(&mut app, "q");
+    assert!(!app.quit);
+    assert!(app.rows.is_empty());
+    press(&mut app, KeyCode::Backspace);
+    press(&mut app, KeyCode::Enter);
+    assert!(!app.filter_editing);
+    assert_eq!(app.rows.len(), 4);
+    // A regex over the labels.
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.rows.len(), 12, "Esc clears the filter");
+    app.on_key(&key('/'));
+    typed(&mut app, "~host-b.*job=\"api\"|^requests.*nyc");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.rows.len(), 4, "{:?}", names(&app));
+    // A regex that does not compile filters nothing and says why.
+    press(&mut app, KeyCode::Esc);
+    app.on_key(&key('/'));
+    typed(&mut app, "~(host");
+    assert_eq!(app.rows.len(), 12);
+    let text = render(&app, 200, 60).backend().to_string();
+    assert!(text.contains("bad regex, filtering nothing"), "{text}");
+}
+
+#[test]
+fn group_by_label_then_open_a_group() {
+    let mut app = fleet_app();
+    app.on_key(&key('g'));
+    assert_eq!(app.group_by.as_deref(), Some("category"));
+    assert_eq!(app.groups.len(), 2);
+    app.on_key(&key('g'));
+    assert_eq!(app.group_by.as_deref(), Some("instance"));
+    let g: Vec<(String, usize, usize)> = app
+        .groups
+        .iter()
+        .map(|g| (g.value.clone(), g.count, g.anomalous))
+        .collect();
+    assert_eq!(
+        g,
+        vec![
+            ("host-a:9100".to_string(), 4, 1),
+            ("host-b:9100".to_string(), 4, 2),
+            ("nyc-1:9100".to_string(), 4, 1),
+        ]
+    );
+    insta::assert_snapshot!("grouped_80x24", render(&app, 80, 24).backend());
+    insta::assert_snapshot!("grouped_200x60", render(&app, 200, 60).backend());
+    // Sorted by score, the group holding the running event comes first; Enter opens it.
+    app.on_key(&key('s'));
+    assert_eq!(app.groups[0].value, "host-b:9100");
+    press(&mut app, KeyCode::PageUp);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.group_open.as_deref(), Some("host-b:9100"));
+    assert_eq!(app.rows.len(), 4);
+    assert!(names(&app).iter().all(|n| n.contains("host-b")));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.group_open, None);
+    assert_eq!(app.groups.len(), 3);
+    // g past the last label ungroups.
+    for _ in 0..2 {
+        app.on_key(&key('g'));
+    }
+    assert_eq!(app.group_by, None);
+    assert_eq!(app.rows.len(), 12);
+}
+
+#[test]
+fn events_view_lists_newest_first_and_enter_opens_the_chart() {
+    let mut app = fleet_app();
+    app.on_key(&key('4'));
+    assert_eq!(app.tab, Tab::Events);
+    assert_eq!(app.events.len(), 4, "{:?}", app.events);
+    assert!(app.events[0].open, "the running event is newest");
+    assert!(app.events.windows(2).all(|w| w[0].end >= w[1].end));
+    for e in &app.events {
+        let r = e.reason.as_ref().expect("pulse gives a reason");
+        assert!(["level", "step"].contains(&r.signal.as_str()), "{r:?}");
+        assert!(r.text.contains("above its recent range"), "{}", r.text);
+    }
+    insta::assert_snapshot!("events_80x24", render(&app, 80, 24).backend());
+    insta::assert_snapshot!("events_200x60", render(&app, 200, 60).backend());
+    // The filter applies to events too.
+    app.on_key(&key('/'));
+    typed(&mut app, "host-a");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.events.len(), 1);
+    let e = app.events[0].clone();
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.tab, Tab::Live);
+    assert_eq!(
+        app.current().map(|s| s.info.id.clone()),
+        Some(e.series.clone())
+    );
+    let text = render(&app, 200, 60).backend().to_string();
+    assert!(
+        text.contains(&format!("event {}", ui::fmt_time(e.peak_timestamp))),
+        "{text}"
+    );
+    insta::assert_snapshot!("event_chart_200x60", text);
+    press(&mut app, KeyCode::Esc);
+    assert!(app.focus.is_none());
+}

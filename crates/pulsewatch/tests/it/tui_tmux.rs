@@ -114,7 +114,8 @@ fn script_with(dir: &Path, nab: &Path, args: &str, env: &[(&str, String)]) -> St
     let extra: String = env.iter().map(|(k, v)| format!(" {k}='{v}'")).collect();
     format!(
         "cd {dir} && export PULSEWATCH_DATA_DIR={nab} PULSEWATCH_PUSHGATEWAY_URL= \
-         PULSEWATCH_LOGGING_DIR={dir}/logs PULSEWATCH_REPLAY_SPEED=50 PULSEWATCH_TUI_TICK=100ms \
+         PULSEWATCH_LOGGING_DIR={dir}/logs PULSEWATCH_EVENTS_FILE={dir}/events.jsonl \
+         PULSEWATCH_REPLAY_SPEED=50 PULSEWATCH_TUI_TICK=100ms \
          RUST_BACKTRACE=0{extra}; sh -c 'echo $$ > {dir}/pid; exec {bin} {args}'; echo EXITED $?; \
          stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\{{0,1\\}}icanon' | sed 's/^/MODE /'; sleep 120",
         dir = dir.display(),
@@ -200,6 +201,81 @@ fn tabs_retrain_resize_and_quit_leave_a_clean_terminal() {
     assert!(s.contains("EXITED 0"), "{s}");
     assert!(s.contains("MODE icanon"), "terminal left in raw mode:\n{s}");
     assert!(!s.contains("panicked"), "{s}");
+}
+
+/// The scores of the Live table's rows on screen (the third-last column), top to bottom.
+fn screen_scores(screen: &str) -> Vec<f64> {
+    screen
+        .lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let n = cols.len();
+            (n >= 5)
+                .then(|| cols[n - 3].parse::<f64>().ok())
+                .flatten()
+                .filter(|_| {
+                    cols[n - 2].parse::<u64>().is_ok() && cols[n - 1].parse::<u64>().is_ok()
+                })
+        })
+        .collect()
+}
+
+#[test]
+fn triage_filter_sort_and_an_event_chart_in_the_real_binary() {
+    let Some(nab) = nab() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = script_with(
+        dir.path(),
+        &nab,
+        "",
+        &[("PULSEWATCH_REPLAY_SPEED", "400".into())],
+    );
+    let t = Tmux::start("triage", 80, 24, &script);
+    t.wait_for("art_daily_no_noise", 30);
+    // `/` then `nyc`: only matching rows remain, and the header counts them.
+    t.keys(&["/", "n", "y", "c"]);
+    let s = t.wait_for("1/58 series", 10);
+    assert!(s.contains("nyc_taxi"), "{s}");
+    assert!(!s.contains("art_daily"), "{s}");
+    t.keys(&["Enter", "Escape"]);
+    t.wait_for("58/58 series", 10);
+    // `s`: highest score first.
+    t.keys(&["s"]);
+    let s = t.wait_for("sort: score now", 10);
+    let scores = screen_scores(&s);
+    assert!(scores.len() >= 5, "no table rows read from:\n{s}");
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "not highest first: {scores:?}\n{s}"
+    );
+    // An event: the Events tab lists it; Enter opens its series' chart at that time.
+    t.keys(&["4"]);
+    let t0 = Instant::now();
+    let s = loop {
+        let s = t.capture();
+        if s.contains("peak") && s.contains(" chart ") {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no anomaly event after 60 s:\n{s}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(s.contains("4 Events"), "{s}");
+    t.keys(&["Enter"]);
+    let s = t.wait_for(" · event ", 10);
+    assert!(s.contains("Esc returns to the live view"), "{s}");
+    t.keys(&["q"]);
+    let s = t.wait_for("MODE", 15);
+    assert!(s.contains("EXITED 0"), "{s}");
+    assert!(s.contains("MODE icanon"), "terminal left in raw mode:\n{s}");
+    // The events are kept: the file holds them after quitting.
+    let kept = std::fs::read_to_string(dir.path().join("events.jsonl")).expect("events file");
+    assert!(kept.lines().count() >= 1, "{kept}");
+    assert!(kept.contains("\"detector\":\"pulse\""), "{kept}");
 }
 
 #[test]
