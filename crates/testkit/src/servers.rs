@@ -1,5 +1,5 @@
-//! Real Prometheus, Pushgateway and node-exporter for integration tests (Debian's packages,
-//! installed by .ci/run). Each server runs on a free 127.0.0.1 port with a temp dir and is killed
+//! Real Prometheus, Pushgateway, Alertmanager and node-exporter for integration tests (Debian's
+//! packages, installed by .ci/run). Each server runs on a free 127.0.0.1 port with a temp dir and is killed
 //! when dropped. A missing binary fails the test under CI (CI=true) and is a plainly printed skip
 //! elsewhere.
 
@@ -15,6 +15,8 @@ pub const PUSHGATEWAY: &[&str] = &["prometheus-pushgateway", "pushgateway"];
 pub const NODE_EXPORTER: &[&str] = &["prometheus-node-exporter", "node_exporter"];
 pub const PROMTOOL: &[&str] = &["promtool"];
 pub const VICTORIA_METRICS: &[&str] = &["victoria-metrics", "victoria-metrics-prod"];
+pub const ALERTMANAGER: &[&str] = &["prometheus-alertmanager", "alertmanager"];
+pub const AMTOOL: &[&str] = &["amtool"];
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
@@ -44,7 +46,7 @@ pub fn require(names: &[&str]) -> Option<PathBuf> {
     }
     let msg = format!(
         "{} not installed (apt-get install prometheus prometheus-pushgateway \
-         prometheus-node-exporter victoria-metrics; .ci/run does this)",
+         prometheus-alertmanager prometheus-node-exporter victoria-metrics; .ci/run does this)",
         names[0]
     );
     if in_ci() {
@@ -283,6 +285,132 @@ pub fn prometheus_on(
         "--storage.tsdb.retention.time=100y".to_string(),
     ];
     Some(spawn("prometheus", &bin, &args, port, dir, "/-/ready"))
+}
+
+/// Debian's Alertmanager with the config file `config` as it is (e.g. compose/alertmanager.yml),
+/// on a free port, with clustering off (no gossip port) and its silences and notification log in
+/// a temp dir.
+pub fn alertmanager(config: &Path) -> Option<Server> {
+    let bin = require(ALERTMANAGER)?;
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = vec![
+        format!("--config.file={}", config.display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--storage.path=data".to_string(),
+        "--cluster.listen-address=".to_string(),
+    ];
+    Some(spawn("alertmanager", &bin, &args, port, dir, "/-/ready"))
+}
+
+/// The alerts an Alertmanager holds (`GET /api/v2/alerts`: active, silenced and inhibited ones;
+/// resolved alerts are left out), optionally filtered by label matchers such as
+/// `alertname="PulsewatchAnomaly"`.
+pub fn alertmanager_alerts(am: &Server, matchers: &[&str]) -> Vec<serde_json::Value> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let query = matchers.iter().map(|m| ("filter", *m));
+        let url = reqwest::Url::parse_with_params(&format!("{}/api/v2/alerts", am.url()), query)
+            .expect("Alertmanager URL");
+        let r = crate::http_client()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("client")
+            .get(url)
+            .send()
+            .await
+            .expect("query the Alertmanager");
+        let status = r.status();
+        let body = r.text().await.expect("answer body");
+        assert!(status.is_success(), "GET /api/v2/alerts: {status}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("/api/v2/alerts: not JSON ({e}): {body}"));
+        v.as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("/api/v2/alerts: not a list: {body}"))
+    })
+}
+
+/// A Prometheus that evaluates `rule_files` and sends its alerts to the Alertmanager on port
+/// `alertmanager`, with compose/prometheus.yml's scrape jobs under the same names (the rules
+/// select on them): `pushgateway` (honor_labels) and, given pulsewatch's `host:port`,
+/// `pulsewatch-self` keeping only `pulsewatch_build_info` and `pulsewatch_source_up`. Scrapes
+/// and rule evaluations every second.
+pub fn prometheus_alerting(
+    rule_files: &[&Path],
+    alertmanager: u16,
+    pushgateway: u16,
+    pulsewatch: Option<&str>,
+) -> Option<Server> {
+    let bin = require(PROMETHEUS)?;
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // JSON strings are YAML strings: any path or address quotes safely.
+    let quote = |s: &str| serde_json::to_string(s).expect("a JSON string");
+    let mut lines = vec![
+        "global: { scrape_interval: 1s, evaluation_interval: 1s }".to_string(),
+        "rule_files:".to_string(),
+    ];
+    for f in rule_files {
+        lines.push(format!("  - {}", quote(&f.display().to_string())));
+    }
+    lines.extend([
+        "alerting:".to_string(),
+        "  alertmanagers:".to_string(),
+        format!("    - static_configs: [ {{ targets: ['127.0.0.1:{alertmanager}'] }} ]"),
+        "scrape_configs:".to_string(),
+        "  - job_name: pushgateway".to_string(),
+        "    honor_labels: true".to_string(),
+        "    scrape_interval: 1s".to_string(),
+        "    scrape_timeout: 1s".to_string(),
+        format!("    static_configs: [ {{ targets: ['127.0.0.1:{pushgateway}'] }} ]"),
+    ]);
+    if let Some(target) = pulsewatch {
+        lines.extend([
+            "  - job_name: pulsewatch-self".to_string(),
+            "    scrape_interval: 1s".to_string(),
+            "    scrape_timeout: 1s".to_string(),
+            format!("    static_configs: [ {{ targets: [{}] }} ]", quote(target)),
+            "    metric_relabel_configs:".to_string(),
+            "      - source_labels: [__name__]".to_string(),
+            "        regex: 'pulsewatch_(build_info|source_up)'".to_string(),
+            "        action: keep".to_string(),
+        ]);
+    }
+    lines.push(String::new());
+    std::fs::write(dir.path().join("prometheus.yml"), lines.join("\n"))
+        .expect("write prometheus.yml");
+    let args = vec![
+        "--config.file=prometheus.yml".to_string(),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--storage.tsdb.path=data".to_string(),
+    ];
+    Some(spawn("prometheus", &bin, &args, port, dir, "/-/ready"))
+}
+
+/// A child process (e.g. the pulsewatch binary under test), killed and reaped when dropped, so
+/// a failing assertion stops it too.
+pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// `Some(status)` once the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// What a Prometheus starts with.

@@ -1,8 +1,10 @@
 //! The deployment files: compose/docker-compose.yml (services, pinned images, ports, paths that
-//! exist), compose/prometheus.yml (`promtool check config`), Grafana's provisioning and
-//! grafana/dashboards/*.json (structure, the provisioned datasource uid, `promtool check rules` on
-//! every query), and every dashboard query against a real Prometheus fed by `pulsewatch --once`
-//! through a real Pushgateway: each must return data.
+//! exist), compose/prometheus.yml (`promtool check config`, which also checks the alerting rules
+//! it loads; the rules' own tests are in `alerting`), compose/alertmanager.yml (`amtool
+//! check-config`), Grafana's provisioning and grafana/dashboards/*.json (structure, the
+//! provisioned datasource uid, `promtool check rules` on every panel and annotation query), and
+//! every dashboard query against a real Prometheus fed by `pulsewatch --once` through a real
+//! Pushgateway: each must return data.
 //!
 //! Needs the dev-dependency `yaml-rust2`. No Docker and no Grafana: neither runs here.
 
@@ -19,9 +21,10 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 /// The compose services, the image each must come from (None: built here) and the port each
 /// publishes on the host (the same port inside the container).
-const SERVICES: [(&str, Option<&str>, Option<u16>); 5] = [
+const SERVICES: [(&str, Option<&str>, Option<u16>); 6] = [
     ("prometheus", Some("prom/prometheus:"), Some(9090)),
     ("pushgateway", Some("prom/pushgateway:"), Some(9091)),
+    ("alertmanager", Some("prom/alertmanager:"), Some(9093)),
     ("node-exporter", Some("prom/node-exporter:"), None),
     ("grafana", Some("grafana/grafana:"), Some(3000)),
     ("pulsewatch", None, Some(9185)),
@@ -296,13 +299,36 @@ fn compose_services_use_pinned_images_the_documented_ports_and_existing_paths() 
 
     // The mounts the rest of the stack relies on.
     let mounts = |name: &str| volumes(service(&doc, name));
+    for (svc, src, dst) in [
+        (
+            "prometheus",
+            "./prometheus.yml",
+            "/etc/prometheus/prometheus.yml",
+        ),
+        // Next to prometheus.yml: its `rule_files: [alerts.yml]` is relative to it.
+        ("prometheus", "./alerts.yml", "/etc/prometheus/alerts.yml"),
+        (
+            "alertmanager",
+            "./alertmanager.yml",
+            "/etc/alertmanager/alertmanager.yml",
+        ),
+    ] {
+        assert!(
+            mounts(svc).contains(&(src.into(), dst.into())),
+            "{svc} mounts {src} at {dst}: {:?}",
+            mounts(svc)
+        );
+    }
+    let am = strings(&service(&doc, "alertmanager")["command"]);
     assert!(
-        mounts("prometheus").contains(&(
-            "./prometheus.yml".into(),
-            "/etc/prometheus/prometheus.yml".into()
-        )),
-        "prometheus mounts ./prometheus.yml: {:?}",
-        mounts("prometheus")
+        am.contains(&"--config.file=/etc/alertmanager/alertmanager.yml".to_string()),
+        "alertmanager reads the mounted config: {am:?}"
+    );
+    assert!(
+        volumes(service(&doc, "alertmanager"))
+            .iter()
+            .any(|(src, dst)| !is_host_path(src) && am.contains(&format!("--storage.path={dst}"))),
+        "alertmanager keeps its silences in a volume: {am:?}"
     );
     let grafana = mounts("grafana");
     for (src, dst) in [
@@ -410,6 +436,35 @@ fn prometheus_config_passes_promtool_and_scrapes_the_stack() {
     let cfg = load_yaml(&path);
     let doc = compose();
     let jobs = cfg["scrape_configs"].as_vec().expect("scrape_configs");
+    // The alerting rules: files next to prometheus.yml, each mounted next to it in the container.
+    let rule_files = strings(&cfg["rule_files"]);
+    assert!(
+        rule_files.contains(&"alerts.yml".to_string()),
+        "rule_files: {rule_files:?}"
+    );
+    let prom_mounts = volumes(service(&doc, "prometheus"));
+    for f in &rule_files {
+        assert!(
+            compose_dir().join(f).is_file(),
+            "rule file {f} is not in compose/"
+        );
+        assert!(
+            prom_mounts.iter().any(
+                |(src, dst)| src == &format!("./{f}") && dst == &format!("/etc/prometheus/{f}")
+            ),
+            "rule file {f} is not mounted next to prometheus.yml: {prom_mounts:?}"
+        );
+    }
+    // Alerts go to the compose Alertmanager.
+    let alertmanagers: Vec<String> = cfg["alerting"]["alertmanagers"]
+        .as_vec()
+        .expect("alerting.alertmanagers")
+        .iter()
+        .flat_map(|a| a["static_configs"].as_vec().cloned().unwrap_or_default())
+        .flat_map(|sc| strings(&sc["targets"]))
+        .collect();
+    assert_eq!(alertmanagers, vec!["alertmanager:9093".to_string()]);
+    assert!(doc["services"]["alertmanager"].as_hash().is_some());
     let job = |name: &str| {
         jobs.iter()
             .find(|j| j["job_name"].as_str() == Some(name))
@@ -437,6 +492,7 @@ fn prometheus_config_passes_promtool_and_scrapes_the_stack() {
         ("pushgateway", "pushgateway:9091"),
         ("pulsewatch-self", "pulsewatch:9185"),
         ("node", "node-exporter:9100"),
+        ("alertmanager", "alertmanager:9093"),
     ] {
         let targets: Vec<String> = job(svc)["static_configs"]
             .as_vec()
@@ -456,13 +512,82 @@ fn prometheus_config_passes_promtool_and_scrapes_the_stack() {
         .arg(&path)
         .output()
         .expect("run promtool check config");
-    assert!(
-        out.status.success(),
-        "promtool check config {}:\n{}{}",
-        path.display(),
+    let text = format!(
+        "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(
+        out.status.success(),
+        "promtool check config {}:\n{text}",
+        path.display()
+    );
+    // It followed rule_files and checked the rules too.
+    assert!(
+        text.contains(&format!("SUCCESS: {} rule files found", rule_files.len()))
+            && text.contains("alerts.yml"),
+        "{text}"
+    );
+}
+
+#[test]
+fn alertmanager_config_passes_amtool_and_routes_every_alert() {
+    let path = compose_dir().join("alertmanager.yml");
+    let cfg = load_yaml(&path);
+    let receivers: Vec<&str> = cfg["receivers"]
+        .as_vec()
+        .expect("receivers")
+        .iter()
+        .map(|r| r["name"].as_str().expect("receiver name"))
+        .collect();
+    let root = cfg["route"]["receiver"].as_str().expect("route.receiver");
+    assert!(receivers.contains(&root), "{root} not in {receivers:?}");
+    for r in cfg["route"]["routes"].as_vec().into_iter().flatten() {
+        let name = r["receiver"].as_str().unwrap_or(root);
+        assert!(receivers.contains(&name), "{name} not in {receivers:?}");
+    }
+
+    let Some(amtool) = servers::require(servers::AMTOOL) else {
+        return;
+    };
+    let run = |args: &[&str]| {
+        let out = Command::new(&amtool)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run amtool");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let file = path.display().to_string();
+    let (ok, text) = run(&["check-config", &file]);
+    assert!(ok, "amtool check-config {file}:\n{text}");
+    assert!(text.contains("SUCCESS"), "{text}");
+    // Both severities reach a receiver of the file.
+    for severity in ["warning", "critical"] {
+        let (ok, text) = run(&[
+            "config",
+            "routes",
+            "test",
+            &format!("--config.file={file}"),
+            "alertname=PulsewatchAnomaly",
+            &format!("severity={severity}"),
+        ]);
+        assert!(ok, "amtool config routes test: {text}");
+        let got = text
+            .lines()
+            .find(|l| !l.starts_with("Warning"))
+            .unwrap_or_default()
+            .trim();
+        assert!(
+            receivers.contains(&got),
+            "severity={severity} routes to {got:?}, not one of {receivers:?}"
+        );
+    }
 }
 
 /// The provisioned datasource's uid.
@@ -526,30 +651,50 @@ fn queries(d: &Dashboard) -> Vec<Query> {
         .filter_map(|v| v["name"].as_str().map(str::to_string))
         .collect();
     vars.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let fill = |expr: &str| {
+        let mut expr = expr.to_string();
+        for (m, v) in MACROS {
+            expr = expr.replace(m, v);
+        }
+        for name in &vars {
+            for form in [
+                format!("${{{name}}}"),
+                format!("[[{name}]]"),
+                format!("${name}"),
+            ] {
+                expr = expr.replace(&form, ".*");
+            }
+        }
+        expr
+    };
     let mut out = Vec::new();
     for p in panels(&d.json) {
         for t in p["targets"].as_array().into_iter().flatten() {
-            let mut expr = t["expr"].as_str().unwrap_or_default().to_string();
-            for (m, v) in MACROS {
-                expr = expr.replace(m, v);
-            }
-            for name in &vars {
-                for form in [
-                    format!("${{{name}}}"),
-                    format!("[[{name}]]"),
-                    format!("${name}"),
-                ] {
-                    expr = expr.replace(&form, ".*");
-                }
-            }
             out.push(Query {
                 panel: p["title"].as_str().unwrap_or("?").to_string(),
                 ref_id: t["refId"].as_str().unwrap_or("?").to_string(),
-                expr,
+                expr: fill(t["expr"].as_str().unwrap_or_default()),
             });
         }
     }
+    for a in prometheus_annotations(d) {
+        out.push(Query {
+            panel: format!("annotation {}", a["name"].as_str().unwrap_or("?")),
+            ref_id: "annotation".to_string(),
+            expr: fill(a["expr"].as_str().unwrap_or_default()),
+        });
+    }
     out
+}
+
+/// The dashboard's annotation queries other than Grafana's built-in one.
+fn prometheus_annotations(d: &Dashboard) -> Vec<&Value> {
+    d.json["annotations"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["builtIn"].as_u64() != Some(1))
+        .collect()
 }
 
 #[test]
@@ -581,6 +726,15 @@ fn grafana_provisioning_matches_the_compose_mounts_and_the_dashboards() {
                 );
                 assert_eq!(t["datasource"]["type"], "prometheus", "{f}: {title}");
             }
+        }
+        for a in prometheus_annotations(&d) {
+            assert_eq!(
+                a["datasource"]["uid"].as_str(),
+                Some(uid.as_str()),
+                "{f}: annotation {}: datasource {}",
+                a["name"],
+                a["datasource"]
+            );
         }
         for v in d.json["templating"]["list"]
             .as_array()
@@ -664,6 +818,41 @@ fn dashboards_are_well_formed() {
                 );
             }
         }
+        // Annotation queries: on the datasource, with an expr, shown on panels that exist.
+        let panel_ids: HashSet<u64> = panels(j).iter().filter_map(|p| p["id"].as_u64()).collect();
+        let annotations = prometheus_annotations(&d);
+        assert!(
+            annotations.iter().any(|a| a["expr"]
+                .as_str()
+                .is_some_and(|e| e.contains("pulsewatch_anomalies_total"))),
+            "{f}: no anomaly annotation"
+        );
+        for a in annotations {
+            let name = a["name"].as_str().unwrap_or("?");
+            assert_eq!(
+                a["datasource"]["type"], "prometheus",
+                "{f}: annotation {name}"
+            );
+            assert_eq!(
+                a["datasource"]["uid"], "prometheus",
+                "{f}: annotation {name}"
+            );
+            assert!(
+                a["expr"].as_str().is_some_and(|e| !e.trim().is_empty()),
+                "{f}: annotation {name}: no expr"
+            );
+            assert!(
+                a["expr"].as_str().is_some_and(|e| e.contains("$series")),
+                "{f}: annotation {name} ignores the series filter"
+            );
+            for id in a["filter"]["ids"].as_array().into_iter().flatten() {
+                let id = id.as_u64().unwrap_or_default();
+                assert!(
+                    panel_ids.contains(&id),
+                    "{f}: annotation {name} is shown on panel {id}, which does not exist"
+                );
+            }
+        }
         for q in queries(&d) {
             assert!(
                 !q.expr.contains('$'),
@@ -711,15 +900,16 @@ fn dashboard_queries_pass_promtool_check_rules() {
 }
 
 /// A one-series corpus whose last point is a spike: 3,000 points of a daily sine (5-min steps)
-/// and 500.0 at the end, which the default detector flags. Right after the NAB --once push no
-/// series' latest point is flagged (a replay ends on normal data), so the anomaly-marker query
-/// would rightly be empty; this gives it a real flagged point to show.
-fn spike_corpus(root: &Path) {
+/// and 500.0 at the end, which the default detector flags (without `spike`: the first 2,999
+/// points only). Right after the NAB --once push no series' latest point is flagged (a replay
+/// ends on normal data), so the anomaly-marker query would rightly be empty; this gives it a real
+/// flagged point to show.
+fn spike_corpus(root: &Path, spike: bool) {
     let data = root.join("data/synthetic");
     std::fs::create_dir_all(&data).expect("create the synthetic corpus");
     std::fs::create_dir_all(root.join("labels")).expect("create labels/");
     let mut csv = String::from("timestamp,value\n");
-    for i in 0..3000u64 {
+    for i in 0..if spike { 3000u64 } else { 2999 } {
         let m = 5 * i;
         let noise = ((i * 7919) % 101) as f64 / 100.0 - 0.5;
         let v = if i == 2999 {
@@ -777,24 +967,50 @@ fn dashboard_queries_return_data_after_a_once_push() {
         "--once failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The spike series goes to its own group (job pulsewatch-spike), beside the corpus'.
+    // The spike series goes to its own group (job pulsewatch-spike), beside the corpus'. First
+    // without the spike, then with it: Prometheus sees that series' counter rise by one between
+    // two scrapes, as in a live replay. The anomaly annotation and the "Most anomalous series"
+    // table show increases, which a single push of constant counters does not have.
     let spike = tmp.path().join("spike");
-    spike_corpus(&spike);
-    let mut cmd = servers::pulsewatch(tmp.path());
-    cmd.args(["--once", "--json"])
-        .env("PULSEWATCH_DATA_DIR", &spike)
-        .env("PULSEWATCH_PUSHGATEWAY_URL", pgw.url())
-        .env("PULSEWATCH_PUSHGATEWAY_JOB", "pulsewatch-spike");
-    let report = servers::once_json(cmd, "spike corpus");
+    let run_spike = |with_spike: bool| {
+        spike_corpus(&spike, with_spike);
+        let mut cmd = servers::pulsewatch(tmp.path());
+        cmd.args(["--once", "--json"])
+            .env("PULSEWATCH_DATA_DIR", &spike)
+            .env("PULSEWATCH_PUSHGATEWAY_URL", pgw.url())
+            .env("PULSEWATCH_PUSHGATEWAY_JOB", "pulsewatch-spike");
+        servers::once_json(cmd, "spike corpus")
+    };
+    let before = run_spike(false);
+    assert_eq!(
+        before["series"][0]["last"]["anomaly"], false,
+        "the sine ends on a normal point: {before}"
+    );
+    servers::wait_for_series(
+        &prom,
+        "pulsewatch_anomalies_total{job=\"pulsewatch-spike\"}",
+        1,
+    );
+    let report = run_spike(true);
     assert_eq!(
         report["series"][0]["last"]["anomaly"], true,
         "the spike is flagged: {report}"
+    );
+    assert_eq!(
+        report["series"][0]["anomalies"].as_u64(),
+        before["series"][0]["anomalies"].as_u64().map(|n| n + 1),
+        "the spike adds one flagged point: {before} / {report}"
     );
 
     servers::wait_for_series(&prom, "pulsewatch_anomaly_score", 58);
     servers::wait_for_series(&prom, "pulsewatch_anomaly_flag == 1", 1);
     // rate() needs two scrapes in its window.
     servers::wait_for_series(&prom, "rate(pulsewatch_anomalies_total[1m])", 58);
+    servers::wait_for_series(
+        &prom,
+        "increase(pulsewatch_anomalies_total{job=\"pulsewatch-spike\"}[1m]) > 0",
+        1,
+    );
 
     let end = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -32,6 +32,7 @@ mod support {
     }
 }
 
+mod alerting;
 mod backfill;
 mod bad_input;
 mod cli_eval;
