@@ -109,6 +109,24 @@ fn planted_spikes_score_above_the_99th_percentile() {
 }
 
 #[test]
+fn a_spike_is_explained_by_its_short_path() {
+    let cfg = IsolationForestConfig::default();
+    let pts = series();
+    let mut det = IsolationForest::new(&cfg);
+    let first = SPIKES[0];
+    score(&mut det, &pts[..first]);
+    let normal = det.explain().expect("a reason once fitted");
+    let s = det.update(pts[first]);
+    let spike = det.explain().expect("a reason for the spike");
+    assert!(s > 0.5, "{s}");
+    assert_eq!(spike.signal, "path_length");
+    // The spike's path is shorter than for nearly every recent window; an ordinary point's not.
+    assert!(spike.excess > 99.0, "{spike:?}");
+    assert!(normal.excess < spike.excess, "{normal:?} vs {spike:?}");
+    assert!(spike.text.contains("shorter than for"), "{}", spike.text);
+}
+
+#[test]
 fn learning_phase_is_exactly_train_points() {
     let cfg = IsolationForestConfig::default();
     let scores = run(&cfg, &series());

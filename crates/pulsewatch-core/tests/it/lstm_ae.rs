@@ -105,6 +105,11 @@ fn streaming_returns_half_until_trained_then_flags_a_planted_spike_and_shift() {
     let s_spike = det.update(spike);
     scores.push(s_spike);
     assert!(s_spike > p99, "spike {s_spike} <= p99 {p99}");
+    // The reason: the reconstruction error, many times its usual level.
+    let why = det.explain().expect("a reason once trained");
+    assert_eq!(why.signal, "reconstruction");
+    assert!(why.excess > 5.0, "{why:?}");
+    assert!(why.text.contains("its usual level"), "{}", why.text);
     // Let the spike leave the window, then shift the level by 3 amplitudes.
     scores.extend(feed(&mut det, &pts[601..650]));
     let shifted: Vec<Point> = pts[650..660]

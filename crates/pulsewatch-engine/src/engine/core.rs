@@ -148,6 +148,8 @@ pub struct Core {
     events_dirty: bool,
     /// A problem with the events file, reported in every snapshot.
     pub events_warning: Option<String>,
+    /// The latest restored event of each series not seen yet (taken when it appears).
+    restored: std::collections::HashMap<String, Arc<AnomalyEvent>>,
 }
 
 /// The forecast band of a series at `ts`, when its forecast covers it.
@@ -171,6 +173,7 @@ impl Core {
             events_view: Arc::new(Vec::new()),
             events_dirty: false,
             events_warning: None,
+            restored: std::collections::HashMap::new(),
             settings,
         }
     }
@@ -179,8 +182,11 @@ impl Core {
     pub fn restore_events(&mut self, events: Vec<AnomalyEvent>) {
         for e in events {
             let e = Arc::new(e);
-            if let Some(t) = self.series.get_mut(&e.series) {
-                t.last_event = Some(e.clone());
+            match self.series.get_mut(&e.series) {
+                Some(t) => t.last_event = Some(e.clone()),
+                None => {
+                    self.restored.insert(e.series.clone(), e.clone());
+                }
             }
             self.log.push(e);
         }

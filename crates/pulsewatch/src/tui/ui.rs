@@ -523,9 +523,9 @@ fn draw_live_table(f: &mut Frame, app: &App, area: Rect) {
             let score = last.map_or(0.0, |p| p.score);
             let name_style = if s.stale { t.dim() } else { t.base() };
             let name = if s.stale {
-                format!("{} (stale)", s.info.name)
+                format!("{} (stale)", row_name(s))
             } else {
-                s.info.name.clone()
+                row_name(s)
             };
             let mut cells = vec![Cell::from(name).style(name_style)];
             if wide {
@@ -571,6 +571,19 @@ fn draw_live_table(f: &mut Frame, app: &App, area: Rect) {
         .row_highlight_style(t.selected());
     let mut state = TableState::default().with_selected(Some(app.selected - offset));
     f.render_stateful_widget(table, area, &mut state);
+}
+
+/// A series' name in the Live table: a PromQL series shows its label values (`host-a:9100, api`)
+/// beside its query in the category column; the chart title shows the whole id.
+fn row_name(s: &SeriesView) -> String {
+    if s.info.source == SourceKind::Prometheus {
+        let labels = pulsewatch_core::prom::series_labels(&s.info.id);
+        if !labels.is_empty() {
+            let values: Vec<String> = labels.into_iter().map(|(_, v)| v).collect();
+            return values.join(", ");
+        }
+    }
+    s.info.name.clone()
 }
 
 /// Data bounds with 5 % padding (a flat line gets ±1).

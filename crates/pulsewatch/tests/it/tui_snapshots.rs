@@ -545,11 +545,10 @@ fn sort_cycles_from_name_to_score_to_last_hour() {
     assert_eq!(recent.iter().filter(|&&r| r > 0).count(), 4, "{recent:?}");
     app.on_key(&key('s'));
     assert_eq!(app.rows, (0..12).collect::<Vec<_>>());
-    insta::assert_snapshot!("sorted_80x24", {
-        let mut a = fleet_app();
-        a.on_key(&key('s'));
-        render(&a, 80, 24).backend().to_string()
-    });
+    let mut sorted = fleet_app();
+    sorted.on_key(&key('s'));
+    insta::assert_snapshot!("sorted_80x24", render(&sorted, 80, 24).backend());
+    insta::assert_snapshot!("sorted_200x60", render(&sorted, 200, 60).backend());
 }
 
 #[test]
