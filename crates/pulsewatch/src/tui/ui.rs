@@ -314,6 +314,22 @@ fn draw_controls(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
+/// A table of the visible rows (header, rows, column widths) with row `selected` highlighted.
+fn draw_rows<'a>(
+    f: &mut Frame,
+    app: &App,
+    (header, rows, widths): (Row<'a>, Vec<Row<'a>>, Vec<Constraint>),
+    selected: usize,
+    area: Rect,
+) {
+    let table = Table::new(rows, widths)
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(app.theme.selected());
+    let mut state = TableState::default().with_selected(Some(selected));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
 /// Rows `offset..offset + visible` of a table of `n` rows keep `selected` in view.
 fn window(selected: usize, height: u16) -> (usize, usize) {
     let visible = usize::from(height.saturating_sub(1)).max(1);
@@ -363,19 +379,14 @@ fn draw_group_table(f: &mut Frame, app: &App, area: Rect) {
             ])
         })
         .collect();
-    let widths = [
+    let widths = vec![
         Constraint::Min(12),
         Constraint::Length(6),
         Constraint::Length(12),
         Constraint::Min(10),
         Constraint::Length(5),
     ];
-    let table = Table::new(rows, widths)
-        .header(header)
-        .column_spacing(1)
-        .row_highlight_style(t.selected());
-    let mut state = TableState::default().with_selected(Some(app.selected - offset));
-    f.render_stateful_widget(table, area, &mut state);
+    draw_rows(f, app, (header, rows, widths), app.selected - offset, area);
 }
 
 fn draw_events(f: &mut Frame, app: &App, area: Rect) {
@@ -446,12 +457,13 @@ fn draw_events(f: &mut Frame, app: &App, area: Rect) {
     if wide {
         widths.push(Constraint::Min(30));
     }
-    let table = Table::new(rows, widths)
-        .header(header)
-        .column_spacing(1)
-        .row_highlight_style(t.selected());
-    let mut state = TableState::default().with_selected(Some(app.event_selected - offset));
-    f.render_stateful_widget(table, list, &mut state);
+    draw_rows(
+        f,
+        app,
+        (header, rows, widths),
+        app.event_selected - offset,
+        list,
+    );
     if let Some(e) = app.events.get(app.event_selected) {
         let mut lines = vec![Line::from(vec![
             Span::styled(format!("{} ", e.name), t.title()),
@@ -565,12 +577,7 @@ fn draw_live_table(f: &mut Frame, app: &App, area: Rect) {
         Constraint::Length(4),
         Constraint::Length(5),
     ]);
-    let table = Table::new(rows, widths)
-        .header(header)
-        .column_spacing(1)
-        .row_highlight_style(t.selected());
-    let mut state = TableState::default().with_selected(Some(app.selected - offset));
-    f.render_stateful_widget(table, area, &mut state);
+    draw_rows(f, app, (header, rows, widths), app.selected - offset, area);
 }
 
 /// A series' name in the Live table: a PromQL series shows its label values (`host-a:9100, api`)

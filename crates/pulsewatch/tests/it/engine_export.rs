@@ -337,6 +337,26 @@ async fn send_points(tx: &mpsc::Sender<SourceEvent>, id: &str, from: i64, n: i64
     .expect("engine alive");
 }
 
+/// The JSON API of `eng` on a free loopback port (POSTs need `token` when given).
+async fn serve_api(
+    eng: &engine::EngineHandle,
+    token: Option<&str>,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let state = ApiState {
+        snapshots: eng.subscribe(),
+        controller: eng.controller(),
+        token: token.map(Arc::from),
+        push: None,
+    };
+    api::serve(
+        "127.0.0.1:0".parse().expect("addr"),
+        state,
+        std::future::pending(),
+    )
+    .await
+    .expect("serve")
+}
+
 #[test]
 fn json_api_and_metrics_over_http() {
     rt().block_on(async {
@@ -360,19 +380,7 @@ fn json_api_and_metrics_over_http() {
         .expect("scored and forecast in time")
         .expect("engine alive");
 
-        let state = ApiState {
-            snapshots: eng.subscribe(),
-            controller: eng.controller(),
-            token: Some(Arc::from("s3cret")),
-            push: None,
-        };
-        let (addr, server) = api::serve(
-            "127.0.0.1:0".parse().expect("addr"),
-            state,
-            std::future::pending(),
-        )
-        .await
-        .expect("serve");
+        let (addr, server) = serve_api(&eng, Some("s3cret")).await;
         let base = format!("http://{addr}");
         let http = testkit::http_client().build().expect("client");
         let get = |path: &str| {
@@ -585,19 +593,7 @@ fn anomaly_events_survive_a_restart_and_the_api_lists_them() {
             assert!(matches!(signal, Some("level" | "step")), "{e:?}");
         }
         // The API over HTTP: newest first, `series`, `since` (seconds or RFC 3339), `limit`.
-        let state = ApiState {
-            snapshots: eng.subscribe(),
-            controller: eng.controller(),
-            token: None,
-            push: None,
-        };
-        let (addr, server) = api::serve(
-            "127.0.0.1:0".parse().expect("addr"),
-            state,
-            std::future::pending(),
-        )
-        .await
-        .expect("serve");
+        let (addr, server) = serve_api(&eng, None).await;
         let http = testkit::http_client().build().expect("client");
         let get = |q: String| {
             let http = http.clone();
