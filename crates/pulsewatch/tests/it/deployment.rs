@@ -364,6 +364,22 @@ fn compose_services_use_pinned_images_the_documented_ports_and_existing_paths() 
         volumes(pw).iter().any(|(_, dst)| dst == "/data/nab"),
         "the corpus lives in a volume"
     );
+    // The anomaly events file (the XDG state folder of the image's user) outlives the container,
+    // and the image creates that folder for its user (a named volume takes the owner from it).
+    let state = "/var/lib/pulsewatch/.local/state/pulsewatch";
+    assert!(
+        volumes(pw)
+            .iter()
+            .any(|(src, dst)| dst == state && !is_host_path(src)),
+        "the events file lives in a named volume: {:?}",
+        volumes(pw)
+    );
+    let dockerfile = read(&compose_dir().join("Dockerfile"));
+    assert!(
+        dockerfile.contains(&format!("mkdir -p /data/nab {state}"))
+            && dockerfile.contains("chown -R pulsewatch:pulsewatch /var/lib/pulsewatch/.local"),
+        "the Dockerfile creates {state} for the pulsewatch user"
+    );
     let once = service(&doc, "pulsewatch-once");
     assert!(strings(&once["profiles"]).contains(&"once".to_string()));
     assert!(strings(&once["command"]).contains(&"--once".to_string()));
