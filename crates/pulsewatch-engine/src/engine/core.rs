@@ -97,6 +97,17 @@ impl Tracked {
         self.dirty = true;
     }
 
+    /// Ends the running event, if any (`now`: wall clock); it becomes the latest event.
+    fn close(&mut self, now: i64) -> Option<Arc<AnomalyEvent>> {
+        let mut e = self.open.take()?;
+        e.open = false;
+        e.recorded = now;
+        let e = Arc::new(e);
+        self.last_event = Some(e.clone());
+        self.dirty = true;
+        Some(e)
+    }
+
     /// The kept points as plain points (for retraining, forecasting and analysis).
     pub fn history(&self) -> Vec<Point> {
         self.points.points()
@@ -212,30 +223,14 @@ impl Core {
         }
     }
 
-    /// Running events, as they stand.
-    pub fn open_events(&self) -> Vec<AnomalyEvent> {
-        self.series
-            .values()
-            .filter_map(|t| t.open.clone())
-            .collect()
-    }
-
     fn close_event(&mut self, id: &str) {
-        let Some(t) = self.series.get_mut(id) else {
-            return;
-        };
-        let Some(mut e) = t.open.take() else {
-            return;
-        };
-        e.open = false;
-        e.recorded = pulsewatch_core::domain::unix_now();
-        let e = Arc::new(e);
-        t.last_event = Some(e.clone());
-        t.mark();
-        self.closed.push((*e).clone());
-        self.log.push(e);
-        self.events_dirty = true;
-        self.changed = true;
+        let now = pulsewatch_core::domain::unix_now();
+        if let Some(e) = self.series.get_mut(id).and_then(|t| t.close(now)) {
+            self.closed.push((*e).clone());
+            self.log.push(e);
+            self.events_dirty = true;
+            self.changed = true;
+        }
     }
 
     /// Something changed since the last snapshot.
@@ -347,7 +342,7 @@ impl Core {
                     last_event: prev
                         .as_ref()
                         .and_then(|p| p.last_event.clone())
-                        .or_else(|| self.log.iter().rev().find(|e| e.series == id).cloned()),
+                        .or_else(|| self.restored.remove(&id)),
                     hour: HourCounter::default(),
                     view: None,
                     dirty: true,
@@ -410,18 +405,11 @@ impl Core {
                         ));
                     }
                 }
-            } else if t.open.is_some() {
-                // The event ends with the first normal point; close it after the loop (the
-                // borrow of `t` ends there), then start any later one afresh.
+            } else if let Some(e) = t.close(now) {
+                // The event ends with the first normal point.
                 ended = true;
-                if let Some(mut e) = t.open.take() {
-                    e.open = false;
-                    e.recorded = now;
-                    let e = Arc::new(e);
-                    t.last_event = Some(e.clone());
-                    self.closed.push((*e).clone());
-                    self.log.push(e);
-                }
+                self.closed.push((*e).clone());
+                self.log.push(e);
             }
         }
         if ended {
@@ -619,6 +607,28 @@ mod tests {
         core.close_all();
         assert_eq!(core.take_closed().len(), 1);
         assert_eq!(core.snapshot().events.len(), closed + 1);
+        // A restart: the restored events are listed, and a series that appears gets its latest.
+        let kept: Vec<AnomalyEvent> = core
+            .snapshot()
+            .events
+            .iter()
+            .map(|e| (**e).clone())
+            .collect();
+        let mut again = Core::new(settings(0.5));
+        again.restore_events(kept.clone());
+        assert_eq!(again.snapshot().events.len(), kept.len());
+        again.ingest(info("a"), &pts(0..3, wave), false);
+        let a = again.snapshot();
+        let latest_a = kept.iter().rev().find(|e| e.series == "a");
+        assert_eq!(
+            a.get("a").and_then(|s| s.event.as_deref()),
+            latest_a,
+            "series a shows its latest restored event"
+        );
+        assert!(
+            again.take_closed().is_empty(),
+            "restored events are not written again"
+        );
     }
 
     #[test]
