@@ -155,11 +155,17 @@ impl AnomalyEvent {
     }
 }
 
-/// The newest events, oldest first, at most `keep`.
+/// The newest events, oldest first, at most `keep`; an event already held (same series, start
+/// and end: a looped replay meeting the same anomaly again) is not added twice.
 #[derive(Debug, Clone, Default)]
 pub struct EventLog {
     events: VecDeque<std::sync::Arc<AnomalyEvent>>,
     keep: usize,
+    held: std::collections::HashSet<(String, i64, i64)>,
+}
+
+fn key(e: &AnomalyEvent) -> (String, i64, i64) {
+    (e.series.clone(), e.start, e.end)
 }
 
 impl EventLog {
@@ -167,14 +173,22 @@ impl EventLog {
         EventLog {
             events: VecDeque::new(),
             keep: keep.max(1),
+            held: std::collections::HashSet::new(),
         }
     }
 
-    pub fn push(&mut self, e: std::sync::Arc<AnomalyEvent>) {
-        if self.events.len() == self.keep {
-            self.events.pop_front();
+    /// Adds `e`; `false` when the log already holds that event.
+    pub fn push(&mut self, e: std::sync::Arc<AnomalyEvent>) -> bool {
+        if !self.held.insert(key(&e)) {
+            return false;
+        }
+        if self.events.len() == self.keep
+            && let Some(old) = self.events.pop_front()
+        {
+            self.held.remove(&key(&old));
         }
         self.events.push_back(e);
+        true
     }
 
     pub fn len(&self) -> usize {
@@ -409,6 +423,22 @@ mod tests {
         assert_eq!((e.peak_timestamp, e.peak_value), (200, 9.0));
         assert_eq!(e.expected.map(|b| b.upper), Some(3.0));
         assert_eq!(e.recorded, 3);
+    }
+
+    #[test]
+    fn the_log_is_bounded_and_holds_an_event_once() {
+        let mut log = EventLog::new(2);
+        assert!(log.push(std::sync::Arc::new(ev(1))));
+        assert!(
+            !log.push(std::sync::Arc::new(ev(1))),
+            "the same event again"
+        );
+        assert!(log.push(std::sync::Arc::new(ev(2))));
+        assert!(log.push(std::sync::Arc::new(ev(3))));
+        assert_eq!(log.iter().map(|e| e.start).collect::<Vec<_>>(), [2, 3]);
+        // Once dropped from the log, an event can come back.
+        assert!(log.push(std::sync::Arc::new(ev(1))));
+        assert_eq!(log.len(), 2);
     }
 
     #[test]

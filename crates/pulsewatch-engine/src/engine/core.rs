@@ -199,7 +199,7 @@ impl Core {
                     self.restored.insert(e.series.clone(), e.clone());
                 }
             }
-            self.log.push(e);
+            let _ = self.log.push(e);
         }
         self.events_dirty = true;
         self.changed = true;
@@ -226,8 +226,9 @@ impl Core {
     fn close_event(&mut self, id: &str) {
         let now = pulsewatch_core::domain::unix_now();
         if let Some(e) = self.series.get_mut(id).and_then(|t| t.close(now)) {
-            self.closed.push((*e).clone());
-            self.log.push(e);
+            if self.log.push(e.clone()) {
+                self.closed.push((*e).clone());
+            }
             self.events_dirty = true;
             self.changed = true;
         }
@@ -406,10 +407,12 @@ impl Core {
                     }
                 }
             } else if let Some(e) = t.close(now) {
-                // The event ends with the first normal point.
+                // The event ends with the first normal point (a looped replay meets the same
+                // event again: it is kept once).
                 ended = true;
-                self.closed.push((*e).clone());
-                self.log.push(e);
+                if self.log.push(e.clone()) {
+                    self.closed.push((*e).clone());
+                }
             }
         }
         if ended {
@@ -588,6 +591,10 @@ mod tests {
         // Points are 5 minutes apart: the flag at 480 is 95 minutes before the newest point.
         assert_eq!(snap.get("a").map(|s| s.recent_anomalies), Some(0));
         assert_eq!(core.take_closed().len(), 2);
+        assert!(core.take_closed().is_empty());
+        // A looped replay meets the same anomalies again: they are kept once.
+        core.ingest(info("a"), &pts(0..500, |i| wave(i) + spikes(i)), true);
+        assert_eq!(core.snapshot().events.len(), 2);
         assert!(core.take_closed().is_empty());
         core.ingest(info("b"), &pts(0..499, wave), false);
         core.ingest(info("b"), &pts(499..500, |i| wave(i) + 50.0), false);
