@@ -2,6 +2,7 @@
 //! event loop ([`super::run`]) carries them out, so whole-app tests can script keys and engine
 //! snapshots without a terminal.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crossterm::event::KeyEvent;
@@ -263,6 +264,8 @@ pub struct App {
     generation: u64,
     /// The selected row's key (series id or group value), kept across re-sorts.
     selected_key: Option<String>,
+    /// Group-label values by series id, for the label they were read for.
+    group_cache: (String, HashMap<String, String>),
 }
 
 /// The marker from `[tui] marker`.
@@ -318,6 +321,7 @@ impl App {
             built: (u64::MAX, 0),
             generation: 1,
             selected_key: None,
+            group_cache: (String::new(), HashMap::new()),
         };
         app.refresh();
         app
@@ -387,24 +391,54 @@ impl App {
         }
         self.built = key;
         let snap = self.snap.clone();
-        let filter = &self.filter;
         let group_label = self.group_by.clone();
+        // Each series' value of the group label (parsed from its id once per label).
+        let values: Vec<String> = match &group_label {
+            None => Vec::new(),
+            Some(l) => {
+                if self.group_cache.0 != *l {
+                    self.group_cache = (l.clone(), HashMap::new());
+                }
+                let cache = &mut self.group_cache.1;
+                snap.series
+                    .iter()
+                    .map(|s| {
+                        cache
+                            .entry(s.info.id.clone())
+                            .or_insert_with(|| label_value(s, l))
+                            .clone()
+                    })
+                    .collect()
+            }
+        };
+        let value = |i: usize| values.get(i).map_or("", String::as_str);
+        let filter = &self.filter;
         let passes = |s: &SeriesView| filter.matches(&s.info.name, &s.info.category, &s.info.id);
         let mut rows: Vec<usize> = (0..snap.series.len())
             .filter(|&i| {
-                let s = &snap.series[i];
-                passes(s)
-                    && match (&group_label, &self.group_open) {
-                        (Some(l), Some(v)) => label_value(s, l) == *v,
+                passes(&snap.series[i])
+                    && match &self.group_open {
+                        Some(v) if group_label.is_some() => value(i) == v,
                         _ => true,
                     }
             })
             .collect();
-        let score = |i: usize| snap.series[i].last().map_or(-1.0, |p| p.score);
+        // Each series' latest score, read once (a sort compares each many times).
+        let scores: Vec<f64> = if self.sort == SortBy::Name && group_label.is_none() {
+            Vec::new()
+        } else {
+            snap.series
+                .iter()
+                .map(|s| s.last().map_or(-1.0, |p| p.score))
+                .collect()
+        };
+        let score = |i: usize| scores.get(i).copied().unwrap_or(-1.0);
         match self.sort {
             SortBy::Name => {}
-            SortBy::Score => rows.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b))),
-            SortBy::Recent => rows.sort_by(|&a, &b| {
+            SortBy::Score => {
+                rows.sort_unstable_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b)))
+            }
+            SortBy::Recent => rows.sort_unstable_by(|&a, &b| {
                 (snap.series[b].recent_anomalies)
                     .cmp(&snap.series[a].recent_anomalies)
                     .then(score(b).total_cmp(&score(a)))
@@ -412,13 +446,13 @@ impl App {
             }),
         }
         self.groups.clear();
-        if let (Some(label), None) = (&group_label, &self.group_open) {
-            let mut by: std::collections::BTreeMap<String, GroupRow> = Default::default();
+        if let (Some(_), None) = (&group_label, &self.group_open) {
+            let mut by: std::collections::BTreeMap<&str, GroupRow> = Default::default();
             for &i in &rows {
                 let s = &snap.series[i];
-                let v = label_value(s, label);
-                let g = by.entry(v.clone()).or_insert(GroupRow {
-                    value: v,
+                let v = value(i);
+                let g = by.entry(v).or_insert_with(|| GroupRow {
+                    value: v.to_string(),
                     count: 0,
                     anomalous: 0,
                     worst: None,
@@ -451,7 +485,10 @@ impl App {
             .into_iter()
             .filter(|e| filter.matches(&e.name, &e.category, &e.series))
             .filter(|e| match (&group_label, &group_open) {
-                (Some(l), Some(v)) => snap.get(&e.series).is_none_or(|s| label_value(s, l) == *v),
+                (Some(_), Some(v)) => snap
+                    .series
+                    .binary_search_by(|s| s.info.id.as_str().cmp(&e.series))
+                    .map_or(true, |i| value(i) == v),
                 _ => true,
             })
             .collect();
