@@ -12,6 +12,8 @@
 //!
 //! `cargo bench -p pulsewatch --bench scale [-- 1000 10000]`. It prints a table; goals (issue 14):
 //! 10,000 series ≤ 400 MB and ≤ 0.5 core, 50,000 ≤ 2 GB, `--once` over 10,000 ≤ 15 s.
+//! `SCALE_BINS=/path/a:/path/b` runs other pulsewatch binaries instead, each N for each binary
+//! in turn (an A/B comparison in one run); the `binary` column names them.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -79,8 +81,7 @@ fn api_status(listen: &str) -> Option<serde_json::Value> {
     serde_json::from_str(&body).ok()
 }
 
-fn run(n: usize, seconds: u64, warmup: u64) -> Option<Row> {
-    let bin = Path::new(env!("CARGO_BIN_EXE_pulsewatch"));
+fn run(bin: &Path, n: usize, seconds: u64, warmup: u64) -> Option<Row> {
     let exp = Exporter::start(n);
     let dir = tempfile::tempdir().expect("tempdir");
     let t = now();
@@ -214,25 +215,36 @@ fn main() {
         "scale: headless pulsewatch over N PromQL series (step {STEP} s, window 1 h, Prometheus \
          scraping every 5 s, last hour backfilled); {seconds} s run, steady after {warmup} s; {cpus} CPUs"
     );
+    let bins: Vec<std::path::PathBuf> = match std::env::var("SCALE_BINS") {
+        Ok(v) if !v.trim().is_empty() => v.split(':').map(std::path::PathBuf::from).collect(),
+        _ => vec![Path::new(env!("CARGO_BIN_EXE_pulsewatch")).to_path_buf()],
+    };
     println!(
-        "{:>7} {:>10} {:>11} {:>9} {:>10} {:>11} {:>9} {:>8}",
+        "{:>7} {:>10} {:>11} {:>9} {:>10} {:>11} {:>9} {:>8}  binary",
         "series", "peak MB", "steady MB", "cores", "poll ms", "KB/series", "--once s", "seen"
     );
     for n in ns {
-        let Some(r) = run(n, seconds, warmup) else {
-            println!("{n:>7} SKIPPED (prometheus or promtool missing)");
-            continue;
-        };
-        println!(
-            "{:>7} {:>10.0} {:>11.0} {:>9.2} {:>10.0} {:>11.1} {:>9.1} {:>8}",
-            r.n,
-            r.peak_mb,
-            r.steady_mb,
-            r.cores,
-            r.poll_ms,
-            r.steady_mb * 1024.0 / r.n as f64,
-            r.once_s,
-            r.series_seen
-        );
+        for bin in &bins {
+            let Some(r) = run(bin, n, seconds, warmup) else {
+                println!("{n:>7} SKIPPED (prometheus or promtool missing)");
+                continue;
+            };
+            print_row(&r, bin);
+        }
     }
+}
+
+fn print_row(r: &Row, bin: &Path) {
+    println!(
+        "{:>7} {:>10.0} {:>11.0} {:>9.2} {:>10.0} {:>11.1} {:>9.1} {:>8}  {}",
+        r.n,
+        r.peak_mb,
+        r.steady_mb,
+        r.cores,
+        r.poll_ms,
+        r.steady_mb * 1024.0 / r.n as f64,
+        r.once_s,
+        r.series_seen,
+        bin.display()
+    );
 }
