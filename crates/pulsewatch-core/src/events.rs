@@ -20,6 +20,7 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -159,7 +160,7 @@ impl AnomalyEvent {
 /// and end: a looped replay meeting the same anomaly again) is not added twice.
 #[derive(Debug, Clone, Default)]
 pub struct EventLog {
-    events: VecDeque<std::sync::Arc<AnomalyEvent>>,
+    events: VecDeque<Arc<AnomalyEvent>>,
     keep: usize,
     held: std::collections::HashSet<(String, i64, i64)>,
 }
@@ -178,7 +179,7 @@ impl EventLog {
     }
 
     /// Adds `e`; `false` when the log already holds that event.
-    pub fn push(&mut self, e: std::sync::Arc<AnomalyEvent>) -> bool {
+    pub fn push(&mut self, e: Arc<AnomalyEvent>) -> bool {
         if !self.held.insert(key(&e)) {
             return false;
         }
@@ -199,7 +200,7 @@ impl EventLog {
         self.events.is_empty()
     }
 
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &std::sync::Arc<AnomalyEvent>> {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Arc<AnomalyEvent>> {
         self.events.iter()
     }
 }
@@ -215,8 +216,8 @@ pub enum EventFileError {
 #[derive(Debug)]
 pub struct Opened {
     pub file: EventFile,
-    /// The newest `keep` events read back, oldest first.
-    pub events: Vec<AnomalyEvent>,
+    /// The newest `keep` events read back, oldest first (shared with the file's own list).
+    pub events: Vec<Arc<AnomalyEvent>>,
     /// The one report about a damaged file: where it went and how many events were kept.
     pub warning: Option<String>,
 }
@@ -228,8 +229,8 @@ pub struct EventFile {
     keep: usize,
     /// Lines in the file now.
     lines: usize,
-    /// The newest `keep` events, for compaction.
-    recent: VecDeque<AnomalyEvent>,
+    /// The newest `keep` events, for compaction (shared with the engine's log, not copied).
+    recent: VecDeque<Arc<AnomalyEvent>>,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> FileError + '_ {
@@ -239,10 +240,10 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> FileError + '_ {
     }
 }
 
-fn lines_of(events: &VecDeque<AnomalyEvent>) -> Vec<u8> {
+fn lines_of(events: &VecDeque<Arc<AnomalyEvent>>) -> Vec<u8> {
     let mut out = Vec::new();
     for e in events {
-        if let Ok(mut l) = serde_json::to_vec(e) {
+        if let Ok(mut l) = serde_json::to_vec(e.as_ref()) {
             l.push(b'\n');
             out.extend(l);
         }
@@ -272,7 +273,7 @@ impl EventFile {
                     if recent.len() == keep {
                         recent.pop_front();
                     }
-                    recent.push_back(e);
+                    recent.push_back(Arc::new(e));
                 }
                 Err(e) => {
                     if bad.is_none() {
@@ -317,20 +318,20 @@ impl EventFile {
     }
 
     /// Appends closed events (one `write` each line batch), compacting past `2 × keep` lines.
-    pub fn append(&mut self, events: &[AnomalyEvent]) -> Result<(), FileError> {
+    pub fn append(&mut self, events: &[Arc<AnomalyEvent>]) -> Result<(), FileError> {
         if events.is_empty() {
             return Ok(());
         }
         let mut buf = Vec::new();
         for e in events {
-            if let Ok(mut l) = serde_json::to_vec(e) {
+            if let Ok(mut l) = serde_json::to_vec(e.as_ref()) {
                 l.push(b'\n');
                 buf.extend(l);
             }
             if self.recent.len() == self.keep {
                 self.recent.pop_front();
             }
-            self.recent.push_back(e.clone());
+            self.recent.push_back(Arc::clone(e));
         }
         self.lines += events.len();
         if self.lines > 2 * self.keep {
@@ -428,16 +429,13 @@ mod tests {
     #[test]
     fn the_log_is_bounded_and_holds_an_event_once() {
         let mut log = EventLog::new(2);
-        assert!(log.push(std::sync::Arc::new(ev(1))));
-        assert!(
-            !log.push(std::sync::Arc::new(ev(1))),
-            "the same event again"
-        );
-        assert!(log.push(std::sync::Arc::new(ev(2))));
-        assert!(log.push(std::sync::Arc::new(ev(3))));
+        assert!(log.push(Arc::new(ev(1))));
+        assert!(!log.push(Arc::new(ev(1))), "the same event again");
+        assert!(log.push(Arc::new(ev(2))));
+        assert!(log.push(Arc::new(ev(3))));
         assert_eq!(log.iter().map(|e| e.start).collect::<Vec<_>>(), [2, 3]);
         // Once dropped from the log, an event can come back.
-        assert!(log.push(std::sync::Arc::new(ev(1))));
+        assert!(log.push(Arc::new(ev(1))));
         assert_eq!(log.len(), 2);
     }
 
@@ -447,7 +445,7 @@ mod tests {
         let path = dir.path().join("state/events.jsonl");
         let mut f = EventFile::open(&path, 3).expect("open").file;
         for i in 0..5 {
-            f.append(&[ev(i)]).expect("append");
+            f.append(&[Arc::new(ev(i))]).expect("append");
         }
         let o = EventFile::open(&path, 3).expect("reopen");
         assert!(o.warning.is_none());
@@ -457,7 +455,8 @@ mod tests {
         );
         // Past 2 × keep lines the file is compacted to the newest `keep`.
         let mut f = o.file;
-        f.append(&[ev(5), ev(6)]).expect("append");
+        f.append(&[Arc::new(ev(5)), Arc::new(ev(6))])
+            .expect("append");
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(text.lines().count(), 3, "{text}");
         assert!(text.contains("\"start\":6"));
@@ -468,7 +467,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("events.jsonl");
         let mut f = EventFile::open(&path, 10).expect("open").file;
-        f.append(&[ev(1), ev(2)]).expect("append");
+        f.append(&[Arc::new(ev(1)), Arc::new(ev(2))])
+            .expect("append");
         let mut text = std::fs::read_to_string(&path).expect("read");
         let cut = text.len() - 20;
         text.truncate(cut);

@@ -153,7 +153,7 @@ pub struct Core {
     /// Closed events, oldest first.
     log: EventLog,
     /// Closed events not yet handed to the events file ([`Core::take_closed`]).
-    closed: Vec<AnomalyEvent>,
+    closed: Vec<Arc<AnomalyEvent>>,
     /// The published list of closed events (rebuilt when one closes).
     events_view: Arc<Vec<Arc<AnomalyEvent>>>,
     events_dirty: bool,
@@ -190,9 +190,8 @@ impl Core {
     }
 
     /// Events read back from the events file (oldest first), as if they had closed here.
-    pub fn restore_events(&mut self, events: Vec<AnomalyEvent>) {
+    pub fn restore_events(&mut self, events: Vec<Arc<AnomalyEvent>>) {
         for e in events {
-            let e = Arc::new(e);
             match self.series.get_mut(&e.series) {
                 Some(t) => t.last_event = Some(e.clone()),
                 None => {
@@ -206,7 +205,7 @@ impl Core {
     }
 
     /// Closed events since the last call, for the events file.
-    pub fn take_closed(&mut self) -> Vec<AnomalyEvent> {
+    pub fn take_closed(&mut self) -> Vec<Arc<AnomalyEvent>> {
         std::mem::take(&mut self.closed)
     }
 
@@ -227,7 +226,7 @@ impl Core {
         let now = pulsewatch_core::domain::unix_now();
         if let Some(e) = self.series.get_mut(id).and_then(|t| t.close(now)) {
             if self.log.push(e.clone()) {
-                self.closed.push((*e).clone());
+                self.closed.push(e);
             }
             self.events_dirty = true;
             self.changed = true;
@@ -411,7 +410,7 @@ impl Core {
                 // event again: it is kept once).
                 ended = true;
                 if self.log.push(e.clone()) {
-                    self.closed.push((*e).clone());
+                    self.closed.push(e);
                 }
             }
         }
@@ -615,18 +614,13 @@ mod tests {
         assert_eq!(core.take_closed().len(), 1);
         assert_eq!(core.snapshot().events.len(), closed + 1);
         // A restart: the restored events are listed, and a series that appears gets its latest.
-        let kept: Vec<AnomalyEvent> = core
-            .snapshot()
-            .events
-            .iter()
-            .map(|e| (**e).clone())
-            .collect();
+        let kept: Vec<Arc<AnomalyEvent>> = core.snapshot().events.iter().cloned().collect();
         let mut again = Core::new(settings(0.5));
         again.restore_events(kept.clone());
         assert_eq!(again.snapshot().events.len(), kept.len());
         again.ingest(info("a"), &pts(0..3, wave), false);
         let a = again.snapshot();
-        let latest_a = kept.iter().rev().find(|e| e.series == "a");
+        let latest_a = kept.iter().rev().find(|e| e.series == "a").map(Arc::as_ref);
         assert_eq!(
             a.get("a").and_then(|s| s.event.as_deref()),
             latest_a,

@@ -262,7 +262,7 @@ const EVENT_BUFFER: usize = 64;
 /// The thread that appends closed anomaly events to the events file, so file I/O never runs on
 /// the engine loop.
 struct EventWriter {
-    tx: std::sync::mpsc::Sender<Vec<pulsewatch_core::events::AnomalyEvent>>,
+    tx: std::sync::mpsc::Sender<Vec<Arc<pulsewatch_core::events::AnomalyEvent>>>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -286,7 +286,7 @@ fn open_events(core: &mut Core, path: &std::path::Path) -> Option<EventWriter> {
     tracing::info!(target: "pulsewatch", path = %path.display(), events = opened.events.len(), "anomaly events loaded");
     core.restore_events(opened.events);
     let mut file = opened.file;
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<pulsewatch_core::events::AnomalyEvent>>();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<Arc<pulsewatch_core::events::AnomalyEvent>>>();
     let thread = std::thread::Builder::new()
         .name("pulsewatch-events".into())
         .spawn(move || {
