@@ -514,7 +514,12 @@ fn tui_and_once_read_the_default_queries_from_victoria_metrics() {
             &env,
         ),
     );
-    let s = t.wait_for("cpu_busy{instance=", 150);
+    // Rows show a PromQL series' label values beside its query; the chart title its whole id.
+    let s = t.wait_for("3/3 series", 150);
+    assert!(
+        s.contains("cpu_busy") && s.contains("{instance=\"127.0.0.1:"),
+        "{s}"
+    );
     assert!(s.contains("source ok"), "{s}");
     t.keys(&["q"]);
     let s = t.wait_for("MODE", 15);
