@@ -496,6 +496,8 @@ pub struct DetectorConfig {
     pub name: DetectorKind,
     /// Anomaly flag threshold on the [0,1] score.
     pub threshold: f64,
+    /// `pulse`'s constants (what `pulsewatch tune` prints; the defaults are its choice on NAB).
+    pub pulse: crate::detect::pulse::PulseParams,
     pub windowed_gaussian: WindowedGaussianConfig,
     pub isolation_forest: IsolationForestConfig,
     pub lstm_ae: LstmAeConfig,
@@ -524,6 +526,7 @@ impl DetectorConfig {
             }
         }
         within("[detector] threshold", self.threshold, 0.0, 1.0)?;
+        self.pulse.validate()?;
         let g = &self.windowed_gaussian;
         within(
             "[detector.windowed_gaussian] window",
@@ -571,6 +574,7 @@ impl Default for DetectorConfig {
         DetectorConfig {
             name: DetectorKind::Pulse,
             threshold: 0.5,
+            pulse: crate::detect::pulse::PulseParams::default(),
             windowed_gaussian: WindowedGaussianConfig::default(),
             isolation_forest: IsolationForestConfig::default(),
             lstm_ae: LstmAeConfig::default(),

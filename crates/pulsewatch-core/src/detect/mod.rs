@@ -5,6 +5,7 @@
 //! fed so far. One parameter set serves every series; detectors never see a file name or label.
 //! [`Detector::explain`] says why the latest point scored as it did ([`Reason`]).
 
+pub mod calibrate;
 mod gaussian;
 pub mod iforest;
 #[cfg(feature = "lstm")]
@@ -103,10 +104,19 @@ impl DetectorKind {
         }
     }
 
+    /// A fresh detector scoring as NAB counts (what `eval` runs): `pulse` rests after an alarm
+    /// ([`pulse::Pulse::for_nab`]); every other detector is the same as [`DetectorKind::build`].
+    pub fn build_for_nab(self, cfg: &DetectorConfig) -> Box<dyn Detector> {
+        match self {
+            DetectorKind::Pulse => Box::new(pulse::Pulse::with_params(cfg.pulse).for_nab()),
+            other => other.build(cfg),
+        }
+    }
+
     /// A fresh detector for one series.
     pub fn build(self, cfg: &DetectorConfig) -> Box<dyn Detector> {
         match self {
-            DetectorKind::Pulse => Box::new(pulse::Pulse::new()),
+            DetectorKind::Pulse => Box::new(pulse::Pulse::with_params(cfg.pulse)),
             DetectorKind::Null => Box::new(Null),
             DetectorKind::WindowedGaussian => Box::new(WindowedGaussian::new(
                 cfg.windowed_gaussian.window,

@@ -4,44 +4,54 @@
 //!
 //! Every point updates eight cheap features and asks, for each, "is this beyond anything seen
 //! lately?". A feature's *record envelope* holds the highest and lowest value it has taken, both
-//! relaxing towards the feature's running mean by 1/(19,220 × memory) per point (old extremes
+//! relaxing towards the feature's running mean by 1/(`history` × memory) per point (old extremes
 //! fade slowly). A point's *excess* on a feature is how far it lies outside the envelope, as a
-//! fraction of the envelope's width (0 inside). The features:
+//! fraction of the envelope's width (0 inside). The features (window sizes are the defaults):
 //!
-//! | # | feature | sides | weight | memory |
-//! |---|---|---|---|---|
-//! | 0 | the value | both | 2.42 | 1 |
-//! | 1 | the step `|x_t − x_{t−1}|` | up | 0.63 | 1 |
-//! | 2 | mean of the last 10 values | both | 1.53 | 0.505 |
-//! | 3 | standard deviation of the last 10 values | up | 0.266 | 1 |
-//! | 4 | mean of the last 3 residuals from a daily profile | both | 0.925 | 0.854 |
-//! | 5 | mean of the last 3 absolute daily-profile residuals | up | 0.333 | 0.85 |
-//! | 6 | mean of the last 58 values | both | 0.553 | 0.71 |
-//! | 7 | change-point evidence: two-sided CUSUM | up | 0.396 | 0.934 |
+//! | # | feature | sides |
+//! |---|---|---|
+//! | 0 | the value | both |
+//! | 1 | the step `|x_t − x_{t−1}|` | up |
+//! | 2 | mean of the last `short` (10) values | both |
+//! | 3 | standard deviation of the last `short` values | up |
+//! | 4 | mean of the last `season_short` (3) residuals from a daily profile | both |
+//! | 5 | mean of the last `season_short` absolute daily-profile residuals | up |
+//! | 6 | mean of the last `long` (60) values | both |
+//! | 7 | change-point evidence: two-sided CUSUM | up |
 //!
-//! The daily profile is an EWMA (rate 0.158 per day) of the value at each time of day, kept in at
-//! most 288 bins (5-minute resolution) whatever the sampling interval. The daily period in
+//! Every constant is a field of [`PulseParams`]; the defaults are the round prior (every
+//! feature weighted and remembered alike) with `reach` chosen by `pulsewatch tune`, the
+//! procedure whose held-out NAB score was best (`docs/detectors.md`).
+//!
+//! The daily profile is an EWMA (`profile_rate` per day) of the value at each time of day, kept
+//! in at most 288 bins (5-minute resolution) whatever the sampling interval. The daily period in
 //! points, 86,400 s over the median of the first 50 sampling intervals, sets the bins: one per
 //! phase of the day up to 288 points a day (5-minute and coarser series, where every phase has a
 //! value of its own), else 288, where a point's expected value is the linear interpolation
 //! between the two nearest bins and its update is shared between them by the same weights (a
-//! bin fed k points a day learns at the rate that gives 0.158 per day). The phase counts points
-//! (a gap shifts it; counting beat time of day on NAB: 72.42 against 71.69). Below 4 points a
-//! day the profile is off; features
-//! 4–5 are switched off when the profile explains the series worse than 4.68× its plain
+//! bin fed k points a day learns at the rate that gives `profile_rate` per day). The phase
+//! counts points (a gap shifts it). Below 4 points a day the profile is off; features 4–5 are
+//! switched off when the profile explains the series worse than `season_gate` × its plain
 //! deviation from the mean (no daily rhythm).
 //!
 //! Feature 7 is a Page CUSUM on the robustly normalised value `z = (x − m) / d`, where `m` and
-//! `d` are EWMAs (rate 0.0113 per point) of the value and of its absolute deviation from `m`:
-//! `g⁺ ← max(0, g⁺ + z − 2.012)`, `g⁻ ← max(0, g⁻ − z − 2.012)`, feature `max(g⁺, g⁻)`. It
+//! `d` are EWMAs (`cusum_rate` per point) of the value and of its absolute deviation from `m`:
+//! `g⁺ ← max(0, g⁺ + z − slack)`, `g⁻ ← max(0, g⁻ − z − slack)`, feature `max(g⁺, g⁻)`. It
 //! accumulates a sustained shift that no single point makes extreme. Both sums restart from 0
 //! after every alarm, so the envelope compares the evidence for a *new* shift with past records.
 //!
-//! The anomaly strength `u` is the largest weighted excess. After any point with `u ≥ 0.1454`
-//! the detector *rests* for 79 points (output 0): one event raises one alarm, as NAB rewards only
-//! the first detection in a window and charges every false positive. The first 150 points only
-//! learn (output 0). The score is `1 − 2^(−u/0.1)`: monotone in `u`, 0 for nothing unusual, 0.5
-//! at `u = 0.1` (about where NAB's optimised thresholds land), → 1 for extreme events.
+//! The anomaly strength `u` is the largest weighted excess; `u ≥ alarm` is an *alarm*. An
+//! alarm's point widens each envelope by at most `reach` widths past its edge, so one outlier
+//! does not hide the next one of the same size (a sustained change still widens it
+//! geometrically, point after point). The first 150 points only learn (output 0). The score is
+//! `1 − 2^(−u/0.1)`: monotone in `u`, 0 for nothing unusual, 0.5 at `u = 0.1`, → 1 for extreme
+//! events.
+//!
+//! **The rest, live and for NAB.** NAB rewards only the first detection in a window and charges
+//! every false positive, so scored for NAB ([`Pulse::for_nab`], what `eval` and `tune` run) the
+//! detector outputs 0 for the `rest` points after an alarm: one event, one alarm. Live (the
+//! engine, the TUI, spike tests) the rest only silences points below alarm strength: an incident
+//! that goes on keeps showing, and a second one during the rest alarms.
 //!
 //! Causal by construction (each statistic is updated after the point is scored); O(1) time per
 //! point and a fixed state of about 3 KB per series at any sampling interval (the profile's 288
@@ -58,33 +68,11 @@ use super::{Detector, Point, Reason};
 use crate::num::compact;
 
 /// Number of features.
-const NF: usize = 8;
-/// Feature weights (see the table above).
-const WEIGHTS: [f64; NF] = [2.42, 0.63, 1.53, 0.266, 0.925, 0.333, 0.553, 0.396];
+pub const NF: usize = 8;
 /// Whether a feature is two-sided (both new highs and new lows count).
 const TWO_SIDED: [bool; NF] = [true, false, true, false, true, false, true, false];
-/// Envelope memory, in points.
-const HISTORY: f64 = 19_220.0;
-/// Each feature's envelope memory, as a multiple of `HISTORY`.
-const MEMORY: [f64; NF] = [1.0, 1.0, 0.505, 1.0, 0.854, 0.85, 0.71, 0.934];
-/// Short window (features 2 and 3).
-const SHORT: usize = 10;
-/// Long window (feature 6).
-const LONG: usize = 58;
-/// Residual window (features 4 and 5).
-const SEASON_SHORT: usize = 3;
-/// EWMA rate of the daily profile, per day.
-const PROFILE_RATE: f64 = 0.158;
-/// Seasonal features are used while mean |profile residual| < this × mean |x − mean|.
-const SEASON_GATE: f64 = 4.68;
-/// CUSUM (feature 7): EWMA rate of the level and spread it normalises by, and its slack.
-const CUSUM_RATE: f64 = 0.0113;
-const CUSUM_SLACK: f64 = 2.012;
 /// Points that only learn.
 const WARMUP: usize = 150;
-/// Strength that starts a rest, and its length in points.
-const ALARM: f64 = 0.1454;
-const REST: usize = 79;
 /// Strength that maps to a score of 0.5.
 const HALF: f64 = 0.1;
 /// Sampling intervals used to find the daily period.
@@ -93,15 +81,129 @@ const PERIOD_SAMPLES: usize = 50;
 pub const PROFILE_BINS: usize = 288;
 /// Seconds in a day.
 const DAY: i64 = 86_400;
+
+/// `pulse`'s tunable constants: one set for every series (never per file). The defaults are
+/// what `pulsewatch tune` chose on the whole NAB corpus; `docs/detectors.md` gives the
+/// held-out figures of the procedure that chose them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PulseParams {
+    /// Feature weights (see the table above).
+    pub weights: [f64; NF],
+    /// Each feature's envelope memory, as a multiple of `history`.
+    pub memory: [f64; NF],
+    /// Envelope memory, in points.
+    pub history: f64,
+    /// Short window (features 2 and 3), in points.
+    pub short: usize,
+    /// Long window (feature 6), in points.
+    pub long: usize,
+    /// Residual window (features 4 and 5), in points.
+    pub season_short: usize,
+    /// EWMA rate of the daily profile, per day.
+    pub profile_rate: f64,
+    /// Seasonal features are used while mean |profile residual| < this × mean |x − mean|.
+    pub season_gate: f64,
+    /// CUSUM (feature 7): EWMA rate of the level and spread it normalises by.
+    pub cusum_rate: f64,
+    /// CUSUM slack, in spreads.
+    pub cusum_slack: f64,
+    /// Strength that starts a rest.
+    pub alarm: f64,
+    /// Length of the rest after an alarm, in points.
+    pub rest: usize,
+    /// How far past an envelope an alarm's point may widen it, in envelope widths.
+    pub reach: f64,
+}
+
+impl PulseParams {
+    /// Every constant inside the range `tune` searches (`[detector.pulse] <key>` names it).
+    pub fn validate(&self) -> Result<(), String> {
+        use crate::eval::tune::Tunable;
+        for (d, v) in Self::dims().iter().zip(self.to_vec()) {
+            if !(v.is_finite() && v >= d.lo && v <= d.hi) {
+                return Err(format!(
+                    "[detector.pulse] {} = {v} is outside {}..={}",
+                    d.name, d.lo, d.hi
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PulseParams {
+    /// The `[detector.pulse]` block of a config file holding these constants.
+    pub fn toml_block(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Block {
+            pulse: PulseParams,
+        }
+        #[derive(serde::Serialize)]
+        struct Doc {
+            detector: Block,
+        }
+        toml::to_string(&Doc {
+            detector: Block { pulse: *self },
+        })
+        .unwrap_or_default()
+    }
+
+    /// Where `tune` starts by default: round constants fixed before the held-out protocol
+    /// existed (every feature weighted and remembered alike; the windows, rates and rest at
+    /// round values).
+    pub fn prior() -> Self {
+        PulseParams {
+            weights: [1.0; NF],
+            memory: [1.0; NF],
+            history: 20_000.0,
+            short: 10,
+            long: 60,
+            season_short: 3,
+            profile_rate: 0.1,
+            season_gate: 5.0,
+            cusum_rate: 0.01,
+            cusum_slack: 2.0,
+            alarm: 0.15,
+            rest: 60,
+            reach: 1.0,
+        }
+    }
+}
+
+impl Default for PulseParams {
+    /// The constants chosen before the held-out protocol (coordinate ascent and random search
+    /// on all 58 NAB files), with `reach`, which the protocol chose (1.6 in four of five folds
+    /// and on the whole corpus). See `docs/detectors.md` for why the protocol's own choice is
+    /// not the default yet.
+    fn default() -> Self {
+        PulseParams {
+            weights: [2.42, 0.63, 1.53, 0.266, 0.925, 0.333, 0.553, 0.396],
+            memory: [1.0, 1.0, 0.505, 1.0, 0.854, 0.85, 0.71, 0.934],
+            history: 19_220.0,
+            short: 10,
+            long: 58,
+            season_short: 3,
+            profile_rate: 0.158,
+            season_gate: 4.68,
+            cusum_rate: 0.0113,
+            cusum_slack: 2.012,
+            alarm: 0.1454,
+            rest: 79,
+            reach: 1.6,
+        }
+    }
+}
+
 /// Each feature's [`Reason::signal`] and the words for it.
 const SIGNALS: [(&str, &str); NF] = [
     ("level", "value"),
     ("step", "step"),
-    ("short_mean", "10-point mean"),
-    ("spread", "10-point spread"),
+    ("short_mean", "short mean"),
+    ("spread", "short spread"),
     ("daily_residual", "daily-pattern residual"),
     ("daily_spread", "daily-pattern spread"),
-    ("long_mean", "58-point mean"),
+    ("long_mean", "long mean"),
     ("level_shift", "level-shift evidence"),
 ];
 
@@ -116,6 +218,8 @@ struct Top {
     value: f64,
     lo: f64,
     hi: f64,
+    /// For the level-shift feature: the evidence is for a shift down.
+    down: bool,
 }
 
 /// Record envelope of one feature: extremes relaxing towards the running mean.
@@ -137,25 +241,36 @@ impl Envelope {
         }
     }
 
-    /// Excess of `x` beyond the envelope as a fraction of its width (0 inside); then absorbs `x`
-    /// with a memory of `history` points.
-    fn update(&mut self, x: f64, two_sided: bool, floor: f64, history: f64) -> f64 {
-        self.n += 1;
+    /// Excess of `x` beyond the envelope as a fraction of its width (0 inside), and the width.
+    fn excess(&self, x: f64, two_sided: bool, floor: f64) -> (f64, f64) {
         let width = (self.hi - self.lo).max(floor);
-        let ex = if self.n == 1 {
+        let ex = if self.n == 0 {
             0.0
         } else if two_sided {
             ((x - self.hi).max(self.lo - x) / width).max(0.0)
         } else {
             ((x - self.hi) / width).max(0.0)
         };
+        (ex, width)
+    }
+
+    /// Absorbs `x` with a memory of `history` points. An alarm's point widens the envelope by at
+    /// most `reach` × `width` (the width before it): one outlier does not hide the next one.
+    fn absorb(&mut self, x: f64, history: f64, reach: Option<(f64, f64)>) {
+        self.n += 1;
         let decay = 1.0 / history;
         self.mean += (x - self.mean) / (self.n as f64).min(history);
-        self.hi = self.hi.max(x);
-        self.lo = self.lo.min(x);
+        let edge = match reach {
+            Some((reach, width)) if self.n > 1 => {
+                // min/max, not clamp: no panic on NaN bounds.
+                x.min(self.hi + reach * width).max(self.lo - reach * width)
+            }
+            _ => x,
+        };
+        self.hi = self.hi.max(edge);
+        self.lo = self.lo.min(edge);
         self.hi -= decay * (self.hi - self.mean);
         self.lo += decay * (self.mean - self.lo);
-        ex
     }
 }
 
@@ -224,12 +339,12 @@ impl Cusum {
     }
 
     /// The evidence for a shift up or down after `x` (the larger sum); then learns `x`.
-    fn update(&mut self, x: f64) -> f64 {
+    fn update(&mut self, x: f64, rate: f64, slack: f64) -> f64 {
         self.n += 1;
         let g = if self.n > 1 && self.spread > 0.0 {
             let z = (x - self.level) / self.spread;
-            self.up = (self.up + z - CUSUM_SLACK).max(0.0);
-            self.down = (self.down - z - CUSUM_SLACK).max(0.0);
+            self.up = (self.up + z - slack).max(0.0);
+            self.down = (self.down - z - slack).max(0.0);
             self.up.max(self.down)
         } else {
             0.0
@@ -237,7 +352,7 @@ impl Cusum {
         if self.n == 1 {
             self.level = x;
         } else {
-            let rate = CUSUM_RATE.max(1.0 / self.n as f64);
+            let rate = rate.max(1.0 / self.n as f64);
             self.spread += ((x - self.level).abs() - self.spread) * rate;
             self.level += (x - self.level) * rate;
         }
@@ -275,8 +390,11 @@ pub struct Pulse {
     season_err: f64,
     level_err: f64,
     cusum: Cusum,
-    /// Strengths of the last REST points (for the rest after an alarm).
-    recent: VecDeque<f64>,
+    /// Points since the last one with an alarm-strength `u` (`None`: none yet): the rest.
+    since_alarm: Option<usize>,
+    p: PulseParams,
+    /// Scoring for NAB: the rest zeroes every point (else only points below alarm strength).
+    nab: bool,
     /// What set the latest point's strength (for [`Detector::explain`]).
     top: Option<Top>,
 }
@@ -289,26 +407,40 @@ impl Default for Pulse {
 
 impl Pulse {
     pub fn new() -> Self {
+        Self::with_params(PulseParams::default())
+    }
+
+    /// A detector with other constants (`pulsewatch tune` and `eval --folds` search them).
+    pub fn with_params(p: PulseParams) -> Self {
         Pulse {
             n: 0,
             prev: None,
             env: [const { Envelope::new() }; NF],
-            short: Window::new(SHORT, true),
-            long: Window::new(LONG, false),
+            short: Window::new(p.short.max(1), true),
+            long: Window::new(p.long.max(1), false),
             scale: 0.0,
             last_ts: None,
             intervals: Vec::with_capacity(PERIOD_SAMPLES),
             period: None,
             profile: Vec::new(),
-            profile_rate: PROFILE_RATE,
+            profile_rate: p.profile_rate,
             phase: 0,
-            residuals: Window::new(SEASON_SHORT, false),
+            residuals: Window::new(p.season_short.max(1), false),
             season_err: 0.0,
             level_err: 0.0,
             cusum: Cusum::new(),
-            recent: VecDeque::with_capacity(REST + 1),
+            since_alarm: None,
+            p,
+            nab: false,
             top: None,
         }
+    }
+
+    /// Scores as NAB counts: nothing during the rest after an alarm, so one event raises one
+    /// alarm. Live (the default), an alarm-strength point during a rest still scores.
+    pub fn for_nab(mut self) -> Self {
+        self.nab = true;
+        self
     }
 
     /// Learns the daily period from the first sampling intervals.
@@ -326,9 +458,9 @@ impl Pulse {
                 if per > 0 {
                     let bins = per.min(PROFILE_BINS);
                     self.profile = vec![f64::NAN; bins];
-                    // A bin sees per/bins points a day; compound them to PROFILE_RATE a day.
+                    // A bin sees per/bins points a day; compound them to the daily rate.
                     let k = per as f64 / bins as f64;
-                    self.profile_rate = 1.0 - (1.0 - PROFILE_RATE).powf(1.0 / k);
+                    self.profile_rate = 1.0 - (1.0 - self.p.profile_rate).powf(1.0 / k);
                 }
                 self.intervals = Vec::new();
             }
@@ -336,7 +468,7 @@ impl Pulse {
         self.last_ts = Some(ts);
     }
 
-    /// Residual from the daily profile: (mean residual, mean |residual|) over SEASON_SHORT points.
+    /// Residual from the daily profile: (mean residual, mean |residual|) over `season_short` points.
     fn seasonal(&mut self, x: f64) -> (f64, f64) {
         let bins = self.profile.len();
         let per = self.period.unwrap_or(0);
@@ -364,7 +496,7 @@ impl Pulse {
             }
         };
         let r = x - prof;
-        let a = 1.0 / (self.n as f64).min(HISTORY);
+        let a = 1.0 / (self.n as f64).min(self.p.history);
         self.season_err += (r.abs() - self.season_err) * a;
         self.level_err += ((x - self.env[0].mean).abs() - self.level_err) * a;
         self.residuals.push(r);
@@ -400,11 +532,12 @@ impl Detector for Pulse {
         let short_std = (self.short.mean2() - short_mean * short_mean)
             .max(0.0)
             .sqrt();
-        self.scale += (x.abs() - self.scale) / (self.n as f64).min(HISTORY);
+        self.scale += (x.abs() - self.scale) / (self.n as f64).min(self.p.history);
         let floor = (self.scale * 1e-3).max(1e-9);
         let (res_mean, res_abs) = self.seasonal(x);
-        let seasonal_on = self.season_err < SEASON_GATE * self.level_err.max(1e-12);
-        let shift = self.cusum.update(x);
+        let seasonal_on = self.season_err < self.p.season_gate * self.level_err.max(1e-12);
+        let shift = self.cusum.update(x, self.p.cusum_rate, self.p.cusum_slack);
+        let shift_down = self.cusum.down > self.cusum.up;
         let feats = [
             x,
             step,
@@ -417,33 +550,41 @@ impl Detector for Pulse {
         ];
         let mut u: f64 = 0.0;
         self.top = None;
-        for (i, f) in feats.into_iter().enumerate() {
-            let (lo, hi) = (self.env[i].lo, self.env[i].hi);
-            let ex = self.env[i].update(f, TWO_SIDED[i], floor, HISTORY * MEMORY[i]);
+        let mut widths = [0.0; NF];
+        for (i, &f) in feats.iter().enumerate() {
+            let (ex, width) = self.env[i].excess(f, TWO_SIDED[i], floor);
+            widths[i] = width;
             if (i == 4 || i == 5) && !seasonal_on {
                 continue;
             }
-            if WEIGHTS[i] * ex > u {
-                u = WEIGHTS[i] * ex;
+            let w = self.p.weights[i];
+            if w * ex > u {
+                u = w * ex;
                 self.top = Some(Top {
                     x,
                     feature: i,
                     excess: ex,
                     value: f,
-                    lo,
-                    hi,
+                    lo: self.env[i].lo,
+                    hi: self.env[i].hi,
+                    down: shift_down,
                 });
             }
         }
-        if u >= ALARM {
+        let alarm = u >= self.p.alarm;
+        for (i, &f) in feats.iter().enumerate() {
+            let reach = alarm.then_some((self.p.reach, widths[i]));
+            self.env[i].absorb(f, self.p.history * self.p.memory[i], reach);
+        }
+        let resting = self.since_alarm.is_some_and(|k| k < self.p.rest);
+        self.since_alarm = self.since_alarm.map(|k| k.saturating_add(1));
+        if alarm {
             self.cusum.restart();
+            self.since_alarm = Some(0);
         }
-        let resting = self.recent.iter().any(|&r| r >= ALARM);
-        if self.recent.len() == REST {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(u);
-        if self.n <= WARMUP || resting {
+        // The rest is NAB's bookkeeping (one alarm per event); live, an alarm-strength point
+        // during a rest still shows (an incident that goes on, or a second one).
+        if self.n <= WARMUP || (resting && (self.nab || !alarm)) {
             return 0.0;
         }
         1.0 - (-u / HALF * std::f64::consts::LN_2).exp()
@@ -463,6 +604,13 @@ impl Pulse {
         let t = self.top?;
         let (signal, words) = SIGNALS[t.feature];
         let side = if t.value < t.lo { "below" } else { "above" };
+        let words = match (t.feature, t.down) {
+            (2 | 3, _) => format!("{}-point {}", self.p.short, &words[6..]),
+            (6, _) => format!("{}-point mean", self.p.long),
+            (7, true) => format!("{words} (a shift down)"),
+            (7, false) => format!("{words} (a shift up)"),
+            _ => words.to_string(),
+        };
         let value = if t.feature == 0 {
             String::new()
         } else {
@@ -529,8 +677,15 @@ mod tests {
             "{}",
             why.text
         );
-        // The rest: the next points are quiet even if they stay high.
-        assert_eq!(feed(&mut d, 2881, day(2881) + 30.0), 0.0);
+        // Live, an incident that goes on keeps showing; scored for NAB, the rest after the
+        // alarm hides it (one event, one alarm).
+        let mut nab = Pulse::new().for_nab();
+        for i in 0..=2880 {
+            let v = if i == 2880 { day(i) + 30.0 } else { day(i) };
+            feed(&mut nab, i, v);
+        }
+        assert!(feed(&mut d, 2881, day(2881) + 30.0) > 0.5);
+        assert_eq!(feed(&mut nab, 2881, day(2881) + 30.0), 0.0);
     }
 
     #[test]
@@ -549,7 +704,7 @@ mod tests {
         }
         let why = first.expect("the shift is flagged");
         assert_ne!(why.signal, "step", "{why:?}");
-        assert!(why.text.contains("below"), "{}", why.text);
+        assert!(why.text.contains("(a shift down)"), "{}", why.text);
     }
 
     #[test]

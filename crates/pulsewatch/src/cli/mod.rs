@@ -83,6 +83,9 @@ pub enum Command {
     /// Evaluate several detectors and print one markdown table of their NAB scores beside the
     /// published scoreboard (the README's table is made with this command).
     Scoreboard(nab::ScoreboardArgs),
+    /// Search pulse's constants on the corpus (seeded, fixed budget) and print the
+    /// [detector.pulse] block it chose; `eval --folds K` runs the same search out of sample.
+    Tune(nab::TuneArgs),
     /// Forecast a series with Prophet, MSTL+ETS or ETS (point, lower, upper per step); with
     /// --holdout, fit on all but the last horizon and report MAE, MASE, sMAPE and coverage;
     /// with --all, evaluate every NAB series.
@@ -138,6 +141,7 @@ fn run(cmd: Command, loaded: &Loaded) -> Result<()> {
         Command::Score(a) => nab::score(a, cfg),
         Command::Eval(a) => nab::eval(a, cfg),
         Command::Scoreboard(a) => nab::scoreboard(a, cfg),
+        Command::Tune(a) => nab::tune(a, cfg),
         Command::Forecast(a) => forecast::run(&a, cfg),
         Command::FetchNab(a) => fetch_nab::run(a, cfg),
         Command::PrintConfig => Ok(()),

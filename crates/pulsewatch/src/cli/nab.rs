@@ -8,7 +8,10 @@ use color_eyre::eyre::{Result, eyre};
 use super::load_corpus;
 use pulsewatch_core::config::Config;
 use pulsewatch_core::detect::DetectorKind;
+use pulsewatch_core::detect::pulse::PulseParams;
+use pulsewatch_core::eval::tune::{self, Candidate, CrossValidation, TuneSettings};
 use pulsewatch_core::eval::{self, ThresholdChoice};
+use pulsewatch_core::nab::Corpus;
 
 #[derive(Debug, clap::Args)]
 pub struct ScoreArgs {
@@ -73,6 +76,82 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Held-out protocol: split the files into K folds (stratified by category), tune on K-1,
+    /// score the held-out fold, and print in-sample and held-out scores side by side.
+    #[arg(long, value_name = "K")]
+    pub folds: Option<usize>,
+    #[command(flatten)]
+    pub tune: TuneOpts,
+}
+
+/// The search settings shared by `tune` and `eval --folds`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TuneOpts {
+    /// Candidate evaluations per tuning run.
+    #[arg(long, value_name = "N", default_value_t = TuneSettings::default().budget)]
+    pub budget: usize,
+    /// Seed of the search and of the fold split.
+    #[arg(long, value_name = "SEED", default_value_t = TuneSettings::default().seed)]
+    pub seed: u64,
+    /// Where the search starts: `prior` (round constants fixed before any tuning) or
+    /// `config` (the configured [detector.pulse], by default the shipped constants).
+    #[arg(long, value_name = "FROM", default_value = "prior")]
+    pub from: String,
+    /// Accept equal-scoring moves (to cross plateaus).
+    #[arg(long)]
+    pub plateau: bool,
+    /// Tune only these constants (comma-separated; `weights` names every weight; `all`: every
+    /// constant). The default is the procedure that chose the shipped constants.
+    #[arg(
+        long,
+        value_name = "NAMES",
+        value_delimiter = ',',
+        default_value = "reach"
+    )]
+    pub only: Vec<String>,
+}
+
+impl TuneOpts {
+    fn settings(&self) -> Result<TuneSettings> {
+        use pulsewatch_core::eval::tune::Tunable as _;
+        let dims = PulseParams::dims();
+        for o in &self.only {
+            let known = o == "all"
+                || dims
+                    .iter()
+                    .any(|d| d.name == *o || d.name.starts_with(&format!("{o}[")));
+            if !known {
+                let names: Vec<&str> = dims
+                    .iter()
+                    .map(|d| d.name.split('[').next().unwrap_or(&d.name))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                return Err(eyre!(
+                    "--only {o:?}: not one of pulse's constants ({}, or all)",
+                    names.join(", ")
+                ));
+            }
+        }
+        Ok(TuneSettings {
+            budget: self.budget,
+            seed: self.seed,
+            plateau: self.plateau,
+            only: if self.only.iter().any(|o| o == "all") {
+                Vec::new()
+            } else {
+                self.only.clone()
+            },
+        })
+    }
+
+    fn start(&self, cfg: &Config) -> Result<PulseParams> {
+        match self.from.as_str() {
+            "prior" => Ok(PulseParams::prior()),
+            "config" => Ok(cfg.detector.pulse),
+            other => Err(eyre!("--from {other:?}: expected prior or config")),
+        }
+    }
 }
 
 pub fn eval(args: EvalArgs, cfg: &Config) -> Result<()> {
@@ -82,6 +161,8 @@ pub fn eval(args: EvalArgs, cfg: &Config) -> Result<()> {
         out,
         labels,
         json,
+        folds,
+        tune,
     } = args;
     let kind: DetectorKind = match detector {
         Some(d) => d.parse().map_err(|e: String| eyre!("--detector: {e}"))?,
@@ -90,6 +171,9 @@ pub fn eval(args: EvalArgs, cfg: &Config) -> Result<()> {
     cfg.detector.validate().map_err(|e| eyre!(e))?;
     let root = data.unwrap_or_else(|| cfg.data.dir.clone());
     let corpus = load_corpus(&root, labels.as_deref())?;
+    if let Some(k) = folds {
+        return cross_validate(&corpus, kind, cfg, k, &tune, json);
+    }
     let t0 = Instant::now();
     let report = eval::evaluate(&corpus, &corpus.profiles()?, kind, &cfg.detector, &out)?;
     let elapsed = t0.elapsed();
@@ -123,6 +207,11 @@ pub struct ScoreboardArgs {
     /// Output folder for results (NAB layout).
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
+    /// Add held-out columns: `eval --folds K` for every detector (the README's table uses 5).
+    #[arg(long, value_name = "K")]
+    pub folds: Option<usize>,
+    #[command(flatten)]
+    pub tune: TuneOpts,
 }
 
 pub fn scoreboard(args: ScoreboardArgs, cfg: &Config) -> Result<()> {
@@ -130,6 +219,8 @@ pub fn scoreboard(args: ScoreboardArgs, cfg: &Config) -> Result<()> {
         detectors,
         data,
         out,
+        folds,
+        tune,
     } = args;
     let kinds: Vec<DetectorKind> = if detectors.is_empty() {
         DetectorKind::ALL.to_vec()
@@ -147,30 +238,258 @@ pub fn scoreboard(args: ScoreboardArgs, cfg: &Config) -> Result<()> {
         let t0 = Instant::now();
         let report = eval::evaluate(&corpus, &profiles, kind, &cfg.detector, &out)?;
         let elapsed = t0.elapsed();
-        eprintln!("scoreboard: {kind} done in {elapsed:.1?}");
-        rows.push((kind, report, elapsed));
+        let held = match folds {
+            Some(k) => Some(run_folds(&corpus, kind, cfg, k, &tune, &mut |_| {})?),
+            None => None,
+        };
+        eprintln!("scoreboard: {kind} done in {:.1?}", t0.elapsed());
+        rows.push((kind, report, elapsed, held));
     }
-    println!("| detector | standard | reward_low_FP_rate | reward_low_FN_rate | eval time |");
-    println!("|---|---|---|---|---|");
-    for (kind, r, elapsed) in &rows {
+    let held_head = if folds.is_some() {
+        " held-out standard | held-out low_FP | held-out low_FN | tuned |"
+    } else {
+        ""
+    };
+    let held_rule = if folds.is_some() {
+        "---|---|---|---|"
+    } else {
+        ""
+    };
+    println!(
+        "| detector | standard | reward_low_FP_rate | reward_low_FN_rate |{held_head} eval time |"
+    );
+    println!("|---|---|---|---|{held_rule}---|");
+    for (kind, r, elapsed, held) in &rows {
         let s: Vec<String> = r
             .profiles
             .iter()
             .map(|p| format!("{:.2}", p.normalized))
             .collect();
+        let h = match held {
+            Some(cv) => {
+                let v: Vec<String> = cv
+                    .held_out
+                    .iter()
+                    .map(|p| format!("{:.2}", p.normalized))
+                    .collect();
+                let tuned = if cv.tuned {
+                    "constants and thresholds"
+                } else {
+                    "thresholds only"
+                };
+                format!(" {} | {tuned} |", v.join(" | "))
+            }
+            None => String::new(),
+        };
         println!(
-            "| {kind} (ours) | {} | {:.2} s |",
+            "| {kind} (ours) | {} |{h} {:.2} s |",
             s.join(" | "),
             elapsed.as_secs_f64()
         );
     }
+    let blank = if folds.is_some() { " | | | |" } else { "" };
     for (det, s) in eval::scoreboard::PUBLISHED {
         if eval::scoreboard::SHOWN.contains(det) || *det == "knncad" || *det == "htmjava" {
             println!(
-                "| *published:* {det} | {:.2} | {:.2} | {:.2} | |",
+                "| *published:* {det} | {:.2} | {:.2} | {:.2} |{blank} |",
                 s[0], s[1], s[2]
             );
         }
     }
+    Ok(())
+}
+
+/// `eval --folds k`: the held-out protocol ([`tune::cross_validate`]).
+fn cross_validate(
+    corpus: &Corpus,
+    kind: DetectorKind,
+    cfg: &Config,
+    k: usize,
+    opts: &TuneOpts,
+    json: bool,
+) -> Result<()> {
+    let t0 = Instant::now();
+    let mut progress = |line: String| eprintln!("eval --folds: {line} ({:.0?})", t0.elapsed());
+    let report = run_folds(corpus, kind, cfg, k, opts, &mut progress)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", cross_validation_table(&report));
+    }
+    Ok(())
+}
+
+/// The held-out protocol for one detector: tuned per fold where it has a procedure (`pulse`),
+/// else thresholds only.
+fn run_folds(
+    corpus: &Corpus,
+    kind: DetectorKind,
+    cfg: &Config,
+    k: usize,
+    opts: &TuneOpts,
+    progress: &mut dyn FnMut(String),
+) -> Result<CrossValidation> {
+    if k < 2 || k > corpus.series.len() {
+        return Err(eyre!(
+            "--folds {k}: need 2..={} (one file per fold at most)",
+            corpus.series.len()
+        ));
+    }
+    let profiles = corpus.profiles()?;
+    let report = match kind {
+        DetectorKind::Pulse => {
+            let score = tune::pulse_scorer(corpus);
+            let candidate = Candidate::Tuned {
+                start: opts.start(cfg)?,
+                shipped: cfg.detector.pulse,
+                settings: opts.settings()?,
+                score: &score,
+            };
+            tune::cross_validate(
+                corpus,
+                &profiles,
+                kind.name(),
+                &candidate,
+                k,
+                opts.seed,
+                progress,
+            )?
+        }
+        _ => {
+            let build = || kind.build_for_nab(&cfg.detector);
+            let candidate: Candidate<'_, PulseParams> = Candidate::Fixed(&build);
+            tune::cross_validate(
+                corpus,
+                &profiles,
+                kind.name(),
+                &candidate,
+                k,
+                opts.seed,
+                progress,
+            )?
+        }
+    };
+    Ok(report)
+}
+
+/// The side-by-side table `eval --folds` prints.
+fn cross_validation_table(r: &CrossValidation) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}: {}-fold cross-validation by file (stratified by category, seed {})",
+        r.detector, r.folds, r.seed
+    );
+    match &r.tuning {
+        Some(t) => {
+            let _ = writeln!(
+                s,
+                "constants and thresholds tuned on the training folds (budget {}, seed {})",
+                t.budget, t.seed
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "{} has no tuning procedure: its constants are fixed; only the thresholds are \
+                 chosen on the training folds",
+                r.detector
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "{:<22} {:>10} {:>10}",
+        "profile", "in-sample", "held-out"
+    );
+    for (a, b) in r.in_sample.iter().zip(&r.held_out) {
+        let _ = writeln!(
+            s,
+            "{:<22} {:>10.2} {:>10.2}",
+            a.profile, a.normalized, b.normalized
+        );
+    }
+    let _ = writeln!(s, "\nper fold (training folds -> held-out fold, standard):");
+    for f in &r.per_fold {
+        let train = f.train.first().map_or(f64::NAN, |p| p.normalized);
+        let test = f.test.first().map_or(f64::NAN, |p| p.normalized);
+        let _ = writeln!(
+            s,
+            "  fold {}: {:>2} held-out files, train {train:>7.2}, held-out {test:>7.2}",
+            f.fold,
+            f.held_out.len()
+        );
+    }
+    s
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TuneArgs {
+    /// Detector to tune (only `pulse` has a tuning procedure).
+    #[arg(long, value_name = "NAME", default_value = "pulse")]
+    pub detector: String,
+    /// Corpus root (default: [data] dir).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Use another windows file (e.g. labels/combined_windows_tiny.json) to tune on a subset.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    #[command(flatten)]
+    pub tune: TuneOpts,
+}
+
+/// `pulsewatch tune`: the search that sets the shipped constants, on every corpus file; prints
+/// the `[detector.pulse]` block it chose.
+pub fn tune(args: TuneArgs, cfg: &Config) -> Result<()> {
+    let kind: DetectorKind = args
+        .detector
+        .parse()
+        .map_err(|e: String| eyre!("--detector: {e}"))?;
+    if kind != DetectorKind::Pulse {
+        return Err(eyre!(
+            "--detector {kind}: only pulse has a tuning procedure; {kind}'s constants are fixed \
+             (see docs/detectors.md)"
+        ));
+    }
+    let root = args.data.unwrap_or_else(|| cfg.data.dir.clone());
+    let corpus = load_corpus(&root, args.labels.as_deref())?;
+    let standard = corpus
+        .profiles()?
+        .into_iter()
+        .find(|p| p.name == "standard")
+        .ok_or_else(|| {
+            eyre!(
+                "{}: no standard profile",
+                root.join("config/profiles.json").display()
+            )
+        })?;
+    let all: Vec<usize> = (0..corpus.series.len()).collect();
+    let t0 = Instant::now();
+    let start = args.tune.start(cfg)?;
+    let tuned = tune::tune(
+        &corpus,
+        &all,
+        standard.costs,
+        &start,
+        &args.tune.settings()?,
+        &tune::pulse_scorer(&corpus),
+        &mut |k, score| {
+            eprintln!(
+                "tune: candidate {k}: standard {score:.3} ({:.0?})",
+                t0.elapsed()
+            )
+        },
+    )?;
+    eprintln!(
+        "tune: {} files, {} candidates ({} accepted) in {:.1?}: standard {:.3} -> {:.3}",
+        corpus.series.len(),
+        tuned.evaluations,
+        tuned.accepted,
+        t0.elapsed(),
+        tuned.start_score,
+        tuned.score
+    );
+    print!("{}", tuned.params.toml_block());
     Ok(())
 }

@@ -165,7 +165,7 @@ fn eval_pulse_keeps_its_nab_score() {
     let got: Vec<f64> = (0..3)
         .map(|i| v["profiles"][i]["normalized"].as_f64().expect("f64"))
         .collect();
-    for (g, floor) in got.iter().zip([72.3, 67.1, 76.0]) {
+    for (g, floor) in got.iter().zip([67.5, 60.9, 71.7]) {
         assert!(*g >= floor, "pulse scores {got:?}, below {floor}");
     }
 }
@@ -212,4 +212,134 @@ fn walk_csv(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+#[test]
+fn eval_folds_prints_in_sample_beside_held_out_and_tunes_on_training_folds_only() {
+    let Some(root) = corpus::nab_root() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A small budget: this checks the protocol, not the figures (docs/detectors.md has those).
+    let o = bin(&tmp.path().join("logs"))
+        .args([
+            "eval",
+            "--json",
+            "--folds",
+            "5",
+            "--budget",
+            "3",
+            "--detector",
+            "pulse",
+        ])
+        .arg("--data")
+        .arg(&root)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["folds"], 5);
+    assert_eq!(v["tuned"], true);
+    let plain = eval_json(
+        "pulse",
+        &root,
+        &tmp.path().join("out"),
+        &tmp.path().join("logs"),
+    );
+    for i in 0..3 {
+        // In-sample is the shipped constants on the whole corpus: what `eval` reports.
+        let a = v["in_sample"][i]["normalized"].as_f64().expect("in-sample");
+        let b = plain["profiles"][i]["normalized"].as_f64().expect("eval");
+        assert!((a - b).abs() < 1e-9, "profile {i}: {a} vs {b}");
+        let h = v["held_out"][i]["normalized"].as_f64().expect("held-out");
+        assert!(h.is_finite() && h < 100.0, "{h}");
+    }
+    // The held-out folds partition the corpus, stratified: every category in several folds.
+    let folds = v["per_fold"].as_array().expect("folds");
+    let mut keys: Vec<&str> = folds
+        .iter()
+        .flat_map(|f| f["held_out"].as_array().expect("keys").iter())
+        .filter_map(Value::as_str)
+        .collect();
+    let n = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!((n, keys.len()), (58, 58));
+    for f in folds {
+        let cats: std::collections::BTreeSet<&str> = f["held_out"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .filter_map(|k| k.as_str()?.split('/').next())
+            .collect();
+        assert!(cats.len() >= 5, "fold {} holds {cats:?}", f["fold"]);
+        assert!(f["params"]["weights"].is_array(), "{f}");
+        assert!(f["thresholds"]["standard"].is_f64());
+    }
+    // The table prints both columns.
+    bin(&tmp.path().join("logs"))
+        .args([
+            "eval",
+            "--folds",
+            "3",
+            "--budget",
+            "1",
+            "--detector",
+            "windowed-gaussian",
+        ])
+        .arg("--data")
+        .arg(&root)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("in-sample"))
+        .stdout(predicate::str::contains("held-out"))
+        .stdout(predicate::str::contains("has no tuning procedure"));
+}
+
+#[test]
+fn tune_prints_a_config_block_that_reproduces_its_score() {
+    let Some(root) = corpus::nab_root() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let o = bin(&tmp.path().join("logs"))
+        .args(["tune", "--budget", "4", "--seed", "2"])
+        .arg("--data")
+        .arg(&root)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let block = String::from_utf8(o.stdout).expect("utf-8");
+    assert!(block.starts_with("[detector.pulse]\n"), "{block}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let last = stderr
+        .lines()
+        .find_map(|l| l.split_once(" -> ").map(|(_, s)| s.to_string()))
+        .expect("summary line");
+    let tuned: f64 = last.parse().expect("score");
+    // The printed block, used as a config file, gives `eval` exactly the score tune reported.
+    let cfg = tmp.path().join("tuned.toml");
+    std::fs::write(&cfg, &block).expect("write");
+    let o = bin(&tmp.path().join("logs"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["eval", "--json", "--detector", "pulse", "--data"])
+        .arg(&root)
+        .arg("--out")
+        .arg(tmp.path().join("out"))
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    let got = v["profiles"][0]["normalized"].as_f64().expect("score");
+    assert!((got - tuned).abs() < 5e-4, "eval {got} vs tune {tuned}");
+    // Only pulse has a tuning procedure.
+    bin(&tmp.path().join("logs"))
+        .args(["tune", "--detector", "isolation-forest", "--data"])
+        .arg(&root)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "only pulse has a tuning procedure",
+        ));
 }

@@ -637,12 +637,16 @@ fn events_view_lists_newest_first_and_enter_opens_the_chart() {
     let mut app = fleet_app();
     app.on_key(&key('4'));
     assert_eq!(app.tab, Tab::Events);
-    assert_eq!(app.events.len(), 4, "{:?}", app.events);
+    // Four injected incidents, and two level-shift alarms while the fresh detectors learn.
+    assert_eq!(app.events.len(), 6, "{:?}", app.events);
     assert!(app.events[0].open, "the running event is newest");
     assert!(app.events.windows(2).all(|w| w[0].end >= w[1].end));
     for e in &app.events {
         let r = e.reason.as_ref().expect("pulse gives a reason");
-        assert!(["level", "step"].contains(&r.signal.as_str()), "{r:?}");
+        assert!(
+            ["level", "step", "level_shift"].contains(&r.signal.as_str()),
+            "{r:?}"
+        );
         assert!(r.text.contains("above its recent range"), "{}", r.text);
     }
     insta::assert_snapshot!("events_80x24", render(&app, 80, 24).backend());
@@ -651,7 +655,9 @@ fn events_view_lists_newest_first_and_enter_opens_the_chart() {
     app.on_key(&key('/'));
     typed(&mut app, "host-a");
     press(&mut app, KeyCode::Enter);
-    assert_eq!(app.events.len(), 1);
+    // host-a's injected incident and its two learning-phase alarms.
+    assert_eq!(app.events.len(), 3, "{:?}", app.events);
+    assert!(app.events.iter().all(|e| e.series.contains("host-a")));
     let e = app.events[0].clone();
     press(&mut app, KeyCode::Enter);
     assert_eq!(app.tab, Tab::Live);
