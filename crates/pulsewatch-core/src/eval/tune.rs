@@ -243,9 +243,13 @@ impl<'a> Objective<'a> {
 }
 
 /// The null and perfect raw scores of a set of files (NAB's normalisation).
-fn null_perfect(labels: &[FileLabels], c: &CostMatrix) -> (f64, f64) {
-    let scored: usize = labels.iter().map(FileLabels::scored_windows).sum();
-    let windows: usize = labels.iter().map(|l| l.windows.len()).sum();
+fn null_perfect<'l>(
+    labels: impl IntoIterator<Item = &'l FileLabels>,
+    c: &CostMatrix,
+) -> (f64, f64) {
+    let (scored, windows) = labels.into_iter().fold((0, 0), |(s, w), l| {
+        (s + l.scored_windows(), w + l.windows.len())
+    });
     (-c.fn_ * scored as f64, c.tp * windows as f64)
 }
 
@@ -473,16 +477,16 @@ pub fn cross_validate<P: Tunable>(
             score_files(corpus, &all, detector, shipped, *score)?
         }
     };
-    let best_threshold = |files: &[usize], scores: &dyn Fn(usize) -> Vec<f64>, p: &Profile| {
-        let l: Vec<&FileLabels> = files.iter().map(|&i| &labels[i]).collect();
-        let s: Vec<Vec<f64>> = files.iter().map(|&i| scores(i)).collect();
-        let pairs: Vec<(&FileLabels, &[f64])> =
-            l.iter().zip(&s).map(|(l, s)| (*l, s.as_slice())).collect();
+    let best_threshold = |files: &[usize], scores: &[Vec<f64>], p: &Profile| {
+        let pairs: Vec<(&FileLabels, &[f64])> = files
+            .iter()
+            .map(|&i| (&labels[i], scores[i].as_slice()))
+            .collect();
         optimize_threshold(&pairs, &p.costs)
     };
     let mut in_sample = Vec::new();
     for p in profiles {
-        let best = best_threshold(&all, &|i| shipped_scores[i].clone(), p);
+        let best = best_threshold(&all, &shipped_scores, p);
         let (null, perfect) = null_perfect(&labels, &p.costs);
         in_sample.push(ProfileScore {
             profile: p.name.clone(),
@@ -532,20 +536,18 @@ pub fn cross_validate<P: Tunable>(
                 (serde_json::to_value(&tuned.params).ok(), scores)
             }
         };
-        let get = |i: usize| {
-            if scores.is_empty() {
-                shipped_scores[i].clone()
-            } else {
-                scores[i].clone()
-            }
+        // A fixed detector's scores do not depend on the fold.
+        let fold_scores = if scores.is_empty() {
+            &shipped_scores
+        } else {
+            &scores
         };
         let mut thresholds = BTreeMap::new();
         let mut train_scores = Vec::new();
         let mut test_scores = Vec::new();
         for p in profiles {
-            let chosen = best_threshold(&train, &get, p);
-            let train_labels: Vec<FileLabels> = train.iter().map(|&i| labels[i].clone()).collect();
-            let (null, perfect) = null_perfect(&train_labels, &p.costs);
+            let chosen = best_threshold(&train, fold_scores, p);
+            let (null, perfect) = null_perfect(train.iter().map(|&i| &labels[i]), &p.costs);
             train_scores.push(ProfileScore {
                 profile: p.name.clone(),
                 normalized: normalize(chosen.score, null, perfect),
@@ -554,12 +556,12 @@ pub fn cross_validate<P: Tunable>(
             let raw: f64 = test
                 .iter()
                 .map(|&i| {
-                    let fs: FileScore = labels[i].score(&get(i), chosen.threshold, &p.costs);
+                    let fs: FileScore =
+                        labels[i].score(&fold_scores[i], chosen.threshold, &p.costs);
                     fs.score
                 })
                 .sum();
-            let test_labels: Vec<FileLabels> = test.iter().map(|&i| labels[i].clone()).collect();
-            let (null, perfect) = null_perfect(&test_labels, &p.costs);
+            let (null, perfect) = null_perfect(test.iter().map(|&i| &labels[i]), &p.costs);
             test_scores.push(ProfileScore {
                 profile: p.name.clone(),
                 normalized: normalize(raw, null, perfect),

@@ -336,40 +336,26 @@ fn run_folds(
         ));
     }
     let profiles = corpus.profiles()?;
-    let report = match kind {
-        DetectorKind::Pulse => {
-            let score = tune::pulse_scorer(corpus);
-            let candidate = Candidate::Tuned {
-                start: opts.start(cfg)?,
-                shipped: cfg.detector.pulse,
-                settings: opts.settings()?,
-                score: &score,
-            };
-            tune::cross_validate(
-                corpus,
-                &profiles,
-                kind.name(),
-                &candidate,
-                k,
-                opts.seed,
-                progress,
-            )?
-        }
-        _ => {
-            let build = || kind.build_for_nab(&cfg.detector);
-            let candidate: Candidate<'_, PulseParams> = Candidate::Fixed(&build);
-            tune::cross_validate(
-                corpus,
-                &profiles,
-                kind.name(),
-                &candidate,
-                k,
-                opts.seed,
-                progress,
-            )?
-        }
+    let score = tune::pulse_scorer(corpus);
+    let build = || kind.build_for_nab(&cfg.detector);
+    let candidate = match kind {
+        DetectorKind::Pulse => Candidate::Tuned {
+            start: opts.start(cfg)?,
+            shipped: cfg.detector.pulse,
+            settings: opts.settings()?,
+            score: &score,
+        },
+        _ => Candidate::Fixed(&build),
     };
-    Ok(report)
+    Ok(tune::cross_validate(
+        corpus,
+        &profiles,
+        kind.name(),
+        &candidate,
+        k,
+        opts.seed,
+        progress,
+    )?)
 }
 
 /// The side-by-side table `eval --folds` prints.
