@@ -557,6 +557,8 @@ impl DetectorConfig {
             0.0,
             1.0,
         )?;
+        f.calibration
+            .validate("[detector.isolation_forest.calibration]")?;
         let l = &self.lstm_ae;
         within("[detector.lstm_ae] sequence", l.sequence, 2, 10_000)?;
         within("[detector.lstm_ae] hidden", l.hidden, 1, 4096)?;
@@ -582,35 +584,101 @@ impl Default for DetectorConfig {
     }
 }
 
+/// Which Isolation Forest: the streaming, calibrated default, or the replaced system's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationForestPreset {
+    /// Refitted on a sliding window, its isolation score calibrated per series.
+    Streaming,
+    /// The replaced system's configuration: fitted once on the first 750 points, raw isolation
+    /// score with threshold 0.6, no calibration (`train`, `refit_every`, `threshold` and
+    /// `calibration` are then ignored).
+    Seed,
+}
+
+impl Named for IsolationForestPreset {
+    const WHAT: &'static str = "isolation forest preset";
+    fn all() -> &'static [Self] {
+        &[
+            IsolationForestPreset::Streaming,
+            IsolationForestPreset::Seed,
+        ]
+    }
+    fn name(self) -> &'static str {
+        match self {
+            IsolationForestPreset::Streaming => "streaming",
+            IsolationForestPreset::Seed => "seed",
+        }
+    }
+}
+
+crate::named_serde!(IsolationForestPreset);
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IsolationForestConfig {
+    /// `streaming` (the default) or `seed` (the replaced system's configuration).
+    pub preset: IsolationForestPreset,
     /// Number of trees.
     pub trees: usize,
     /// Points sampled (without replacement) to grow each tree.
     pub sample_size: usize,
     /// Length of the sliding window of values each feature vector is made from.
     pub window: usize,
-    /// Points of history the forest is fitted on (the first points of a series, then the latest
-    /// ones at each refit); never points after the one being scored.
+    /// Points of history the forest is fitted on: at most the latest `train` points at each
+    /// fit; never points after the one being scored.
     pub train: usize,
     /// Refit on the latest `train` points every this many points (0 = fit once).
     pub refit_every: usize,
-    /// Isolation score (0..1) that counts as anomalous; scores are mapped so it lands at 0.5.
+    /// Score (0..1) that counts as anomalous, mapped to 0.5: the calibrated rarity (streaming)
+    /// or the raw isolation score (seed).
     pub threshold: f64,
     /// Random seed (fits are reproducible).
     pub seed: u64,
+    /// The per-series calibration of the isolation score (streaming only).
+    pub calibration: crate::detect::calibrate::CalibrationParams,
 }
 impl Default for IsolationForestConfig {
     fn default() -> Self {
         IsolationForestConfig {
+            preset: IsolationForestPreset::Streaming,
             trees: 100,
             sample_size: 256,
             window: 30,
+            train: 1000,
+            refit_every: 100,
+            threshold: 0.9,
+            seed: 42,
+            calibration: crate::detect::calibrate::CalibrationParams {
+                memory: 350.0,
+                ..crate::detect::calibrate::CalibrationParams::default()
+            },
+        }
+    }
+}
+
+impl IsolationForestConfig {
+    /// The replaced system's configuration (`preset = "seed"`).
+    pub fn seed_preset() -> Self {
+        IsolationForestConfig {
+            preset: IsolationForestPreset::Seed,
             train: 750,
             refit_every: 0,
             threshold: 0.6,
-            seed: 42,
+            ..IsolationForestConfig::default()
+        }
+    }
+
+    /// What the detector runs: the seed preset fixes its four keys, keeping the others.
+    pub fn effective(&self) -> Self {
+        match self.preset {
+            IsolationForestPreset::Streaming => self.clone(),
+            IsolationForestPreset::Seed => IsolationForestConfig {
+                trees: self.trees,
+                sample_size: self.sample_size,
+                window: self.window,
+                seed: self.seed,
+                ..IsolationForestConfig::seed_preset()
+            },
         }
     }
 }

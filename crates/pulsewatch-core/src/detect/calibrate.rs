@@ -58,6 +58,39 @@ impl Default for CalibrationParams {
     }
 }
 
+impl CalibrationParams {
+    /// Range checks; errors name the key under `table`.
+    pub fn validate(&self, table: &str) -> Result<(), String> {
+        let bad = |key: &str, v: String, range: &str| {
+            Err(format!("{table} {key} = {v} is outside {range}"))
+        };
+        if !(1..=10_000).contains(&self.smooth) {
+            return bad("smooth", self.smooth.to_string(), "1..=10000");
+        }
+        if !(self.memory.is_finite() && (2.0..=1e9).contains(&self.memory)) {
+            return bad("memory", self.memory.to_string(), "2..=1e9");
+        }
+        if self.warmup > 10_000_000 {
+            return bad("warmup", self.warmup.to_string(), "0..=10000000");
+        }
+        if !(self.alarm > 0.0 && self.alarm <= 1.0) {
+            return bad("alarm", self.alarm.to_string(), "(0, 1]");
+        }
+        if self.rest > 10_000_000 {
+            return bad("rest", self.rest.to_string(), "0..=10000000");
+        }
+        Ok(())
+    }
+
+    /// The constants as a TOML table named `table` (what `pulsewatch tune` prints).
+    pub fn toml_block(&self, table: &str) -> String {
+        format!(
+            "[{table}]\nsmooth = {}\nmemory = {:?}\nwarmup = {}\nalarm = {:?}\nrest = {}\n",
+            self.smooth, self.memory, self.warmup, self.alarm, self.rest
+        )
+    }
+}
+
 /// The layer's state for one series. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct Calibrator {
@@ -90,6 +123,11 @@ impl Calibrator {
             since_alarm: None,
             nab: false,
         }
+    }
+
+    /// Whether the layer is still in its learning-only warm-up.
+    pub fn warming_up(&self) -> bool {
+        self.n < self.p.warmup
     }
 
     /// Rests as NAB counts (see the module documentation).

@@ -79,8 +79,9 @@ use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
 
+use super::calibrate::{CalibrationParams, Calibrator};
 use super::{Detector, FitControl, FitError, FitProgress, Point, Reason, Trainable};
-use crate::config::IsolationForestConfig;
+use crate::config::{IsolationForestConfig, IsolationForestPreset};
 
 /// Fewest training windows (feature vectors) a fit accepts.
 pub const MIN_WINDOWS: usize = 16;
@@ -441,6 +442,11 @@ pub struct IsolationForest {
     window: usize,
     /// Effective training length: `max(cfg.train, window + MIN_WINDOWS - 1)`.
     train: usize,
+    /// Values seen before the first fit (`train` for the seed preset; streaming fits as soon as
+    /// one sub-sample of windows exists).
+    first_fit: usize,
+    /// The per-series calibration of the isolation score (streaming preset).
+    calibrator: Option<Calibrator>,
     refit_every: usize,
     threshold: f64,
     seed: u64,
@@ -462,6 +468,7 @@ impl IsolationForest {
     /// A detector with `cfg`'s parameters; out-of-range values are clamped (at least one tree,
     /// sample size ≥ 2, window ≥ 1, threshold inside (0, 1); a non-finite threshold becomes 0.6).
     pub fn new(cfg: &IsolationForestConfig) -> Self {
+        let cfg = &cfg.effective();
         let window = cfg.window.max(1);
         let train = cfg.train.max(window + MIN_WINDOWS - 1);
         let threshold = if cfg.threshold.is_finite() {
@@ -469,11 +476,22 @@ impl IsolationForest {
         } else {
             0.6
         };
+        let sample_size = cfg.sample_size.max(2);
+        let streaming = cfg.preset == IsolationForestPreset::Streaming;
+        let first_fit = if streaming {
+            train
+                .min(window + sample_size - 1)
+                .max(window + MIN_WINDOWS - 1)
+        } else {
+            train
+        };
         IsolationForest {
             trees: cfg.trees.max(1),
-            sample_size: cfg.sample_size.max(2),
+            sample_size,
             window,
             train,
+            first_fit,
+            calibrator: streaming.then(|| Calibrator::new(cfg.calibration)),
             refit_every: cfg.refit_every,
             threshold,
             seed: cfg.seed,
@@ -484,6 +502,13 @@ impl IsolationForest {
             last_raw: None,
             reference: None,
         }
+    }
+
+    /// Scores as NAB counts: the calibration rests after an alarm (see
+    /// [`Calibrator::for_nab`]). The seed preset has no rest.
+    pub fn for_nab(mut self) -> Self {
+        self.calibrator = self.calibrator.map(Calibrator::for_nab);
+        self
     }
 
     /// Fewest history points [`Trainable::fit`] accepts.
@@ -582,7 +607,8 @@ impl IsolationForest {
         }
     }
 
-    /// Scores the window ending with the newest value, or `None` without a model or full window.
+    /// The isolation score of the window ending with the newest value, or `None` without a
+    /// model or a full window.
     fn score_current(&mut self) -> Option<f64> {
         let forest = self.forest.as_ref()?;
         let len = self.recent.len();
@@ -593,7 +619,46 @@ impl IsolationForest {
         features(values, forest.mean, forest.std, &mut self.x);
         let raw = forest.isolation_score(&self.x);
         self.last_raw = Some(raw);
-        Some(map_score(raw, self.threshold))
+        Some(raw)
+    }
+
+    /// One value through the forest (buffer, fit, score, refit): its isolation score, or `None`
+    /// where the forest has no opinion (no model yet, a non-finite value).
+    fn step(&mut self, value: f64) -> Option<f64> {
+        if !value.is_finite() {
+            return None;
+        }
+        if self.recent.len() == self.keep() {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(value);
+        if self.forest.is_none() {
+            if self.recent.len() >= self.first_fit {
+                self.fit_recent();
+            }
+            return None;
+        }
+        let raw = self.score_current();
+        self.since_fit += 1;
+        if self.refit_every > 0
+            && self.since_fit >= self.refit_every
+            && self.recent.len() >= self.first_fit
+        {
+            self.fit_recent();
+        }
+        raw
+    }
+
+    /// The detector's output for an isolation score: calibrated (streaming) or not (seed), then
+    /// mapped so `threshold` lands at 0.5. No opinion reads 0 when calibrated (never a
+    /// detection) and 0.5 for the seed preset (as the replaced system did).
+    fn output(&mut self, raw: Option<f64>) -> f64 {
+        match (&mut self.calibrator, raw) {
+            (None, None) => 0.5,
+            (None, Some(r)) => map_score(r, self.threshold),
+            (Some(_), None) => 0.0,
+            (Some(c), Some(r)) => map_score(c.update(r), self.threshold),
+        }
     }
 
     /// Makes `values` (oldest first) the recent history if none has been seen yet.
@@ -609,28 +674,12 @@ impl IsolationForest {
 
 impl Detector for IsolationForest {
     fn update(&mut self, point: Point) -> f64 {
-        if !point.value.is_finite() {
-            return 0.5;
-        }
-        if self.recent.len() == self.keep() {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(point.value);
-        if self.forest.is_none() {
-            if self.recent.len() >= self.train {
-                self.fit_recent();
-            }
-            return 0.5;
-        }
-        let score = self.score_current().unwrap_or(0.5);
-        self.since_fit += 1;
-        if self.refit_every > 0
-            && self.since_fit >= self.refit_every
-            && self.recent.len() >= self.train
-        {
-            self.fit_recent();
-        }
-        score
+        let raw = self.step(point.value);
+        self.output(raw)
+    }
+
+    fn warming_up(&self) -> bool {
+        self.forest.is_none() || self.calibrator.as_ref().is_some_and(Calibrator::warming_up)
     }
 
     fn trainable(&mut self) -> Option<&mut dyn Trainable> {
@@ -739,6 +788,45 @@ impl Trainable for IsolationForest {
         };
         Ok(())
     }
+}
+
+/// The isolation scores of `values` under `cfg`'s forest (fits and refits included), NaN where
+/// the forest has no opinion: what [`calibrated_scores`] turns into the detector's output, so a
+/// search over calibration constants fits the forests once.
+pub fn raw_scores(cfg: &IsolationForestConfig, values: &[f64]) -> Vec<f64> {
+    let mut f = IsolationForest::new(cfg);
+    values
+        .iter()
+        .map(|&v| f.step(v).unwrap_or(f64::NAN))
+        .collect()
+}
+
+/// The streaming detector's output (as NAB counts when `nab`) from [`raw_scores`]: equal to
+/// feeding the values to [`IsolationForest::new`] with `cal` and `threshold`.
+pub fn calibrated_scores(
+    raw: &[f64],
+    cal: CalibrationParams,
+    threshold: f64,
+    nab: bool,
+) -> Vec<f64> {
+    let mut c = Calibrator::new(cal);
+    if nab {
+        c = c.for_nab();
+    }
+    let t = if threshold.is_finite() {
+        threshold.clamp(1e-6, 1.0 - 1e-6)
+    } else {
+        0.6
+    };
+    raw.iter()
+        .map(|&r| {
+            if r.is_nan() {
+                0.0
+            } else {
+                map_score(c.update(r), t)
+            }
+        })
+        .collect()
 }
 
 /// The persisted form (see the module documentation). `f64`s are stored as bit patterns.

@@ -104,11 +104,16 @@ impl DetectorKind {
         }
     }
 
-    /// A fresh detector scoring as NAB counts (what `eval` runs): `pulse` rests after an alarm
-    /// ([`pulse::Pulse::for_nab`]); every other detector is the same as [`DetectorKind::build`].
+    /// A fresh detector scoring as NAB counts (what `eval` runs): `pulse` and the calibrated
+    /// Isolation Forest rest after an alarm ([`pulse::Pulse::for_nab`],
+    /// [`iforest::IsolationForest::for_nab`]); every other detector is the same as
+    /// [`DetectorKind::build`].
     pub fn build_for_nab(self, cfg: &DetectorConfig) -> Box<dyn Detector> {
         match self {
             DetectorKind::Pulse => Box::new(pulse::Pulse::with_params(cfg.pulse).for_nab()),
+            DetectorKind::IsolationForest => {
+                Box::new(iforest::IsolationForest::new(&cfg.isolation_forest).for_nab())
+            }
             other => other.build(cfg),
         }
     }

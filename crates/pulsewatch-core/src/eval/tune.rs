@@ -21,7 +21,10 @@ use serde::Serialize;
 
 use super::scorer::{FileLabels, FileScore, normalize, optimize_threshold};
 use super::{EvalError, run_detector_with};
+use crate::config::IsolationForestConfig;
 use crate::detect::Detector;
+use crate::detect::calibrate::CalibrationParams;
+use crate::detect::iforest;
 use crate::detect::pulse::{Pulse, PulseParams};
 use crate::nab::{Corpus, CostMatrix, Profile};
 use crate::num::SplitMix64;
@@ -163,6 +166,73 @@ impl Tunable for PulseParams {
     }
 }
 
+impl Tunable for CalibrationParams {
+    fn dims() -> Vec<Dim> {
+        let dim = |name: &str, lo: f64, hi: f64, integer: bool| Dim {
+            name: name.into(),
+            lo,
+            hi,
+            integer,
+        };
+        vec![
+            dim("smooth", 1.0, 100.0, true),
+            dim("memory", 100.0, 1e6, false),
+            dim("warmup", 1.0, 5000.0, true),
+            dim("alarm", 0.2, 1.0, false),
+            dim("rest", 1.0, 2000.0, true),
+        ]
+    }
+
+    fn to_vec(&self) -> Vec<f64> {
+        vec![
+            self.smooth as f64,
+            self.memory,
+            self.warmup as f64,
+            self.alarm,
+            self.rest as f64,
+        ]
+    }
+
+    fn from_vec(v: &[f64]) -> Self {
+        let get = |i: usize| v.get(i).copied().unwrap_or(f64::NAN);
+        let whole = |x: f64| x.round().max(0.0) as usize;
+        CalibrationParams {
+            smooth: whole(get(0)).max(1),
+            memory: get(1),
+            warmup: whole(get(2)),
+            alarm: get(3),
+            rest: whole(get(4)),
+        }
+    }
+}
+
+/// The streaming Isolation Forest's raw isolation scores of every corpus file (the forests
+/// fitted once, in parallel), for [`iforest_scorer`].
+pub fn iforest_raw(
+    corpus: &Corpus,
+    cfg: &IsolationForestConfig,
+) -> Result<Vec<Vec<f64>>, EvalError> {
+    let all: Vec<usize> = (0..corpus.series.len()).collect();
+    crate::par::map(&all, |&i| {
+        iforest::raw_scores(cfg, &corpus.series[i].values)
+    })
+    .map_err(|e| EvalError::Worker {
+        det: "isolation-forest".into(),
+        key: corpus.series[e.index].key.clone(),
+        message: e.message,
+    })
+}
+
+/// [`ScoreFile`] for the streaming Isolation Forest's calibration: replays the calibration
+/// layer over the cached raw scores ([`iforest_raw`]) as NAB counts, so a candidate costs no
+/// forest fits. Equal to running the detector (a test checks it).
+pub fn iforest_scorer(
+    raw: &[Vec<f64>],
+    threshold: f64,
+) -> impl Fn(&CalibrationParams, usize) -> Vec<f64> + Sync + '_ {
+    move |p, i| iforest::calibrated_scores(&raw[i], *p, threshold, true)
+}
+
 /// Search settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TuneSettings {
@@ -185,6 +255,17 @@ impl Default for TuneSettings {
             seed: 1,
             plateau: false,
             only: vec!["reach".into()],
+        }
+    }
+}
+
+impl TuneSettings {
+    /// The procedure that chose the streaming Isolation Forest's calibration constants
+    /// (`docs/detectors.md`).
+    pub fn iforest() -> Self {
+        TuneSettings {
+            only: vec!["memory".into()],
+            ..TuneSettings::default()
         }
     }
 }

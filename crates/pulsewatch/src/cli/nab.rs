@@ -6,8 +6,9 @@ use std::time::Instant;
 use color_eyre::eyre::{Result, eyre};
 
 use super::load_corpus;
-use pulsewatch_core::config::Config;
+use pulsewatch_core::config::{Config, IsolationForestPreset};
 use pulsewatch_core::detect::DetectorKind;
+use pulsewatch_core::detect::calibrate::CalibrationParams;
 use pulsewatch_core::detect::pulse::PulseParams;
 use pulsewatch_core::eval::tune::{self, Candidate, CrossValidation, TuneSettings};
 use pulsewatch_core::eval::{self, ThresholdChoice};
@@ -94,27 +95,28 @@ pub struct TuneOpts {
     #[arg(long, value_name = "SEED", default_value_t = TuneSettings::default().seed)]
     pub seed: u64,
     /// Where the search starts: `prior` (round constants fixed before any tuning) or
-    /// `config` (the configured [detector.pulse], by default the shipped constants).
+    /// `config` (the configured constants, by default the shipped ones).
     #[arg(long, value_name = "FROM", default_value = "prior")]
     pub from: String,
     /// Accept equal-scoring moves (to cross plateaus).
     #[arg(long)]
     pub plateau: bool,
-    /// Tune only these constants (comma-separated; `weights` names every weight; `all`: every
-    /// constant). The default is the procedure that chose the shipped constants.
-    #[arg(
-        long,
-        value_name = "NAMES",
-        value_delimiter = ',',
-        default_value = "reach"
-    )]
+    /// Tune only these constants (comma-separated; `weights` names every weight of pulse;
+    /// `all`: every constant). The default is the procedure that chose the shipped constants
+    /// (pulse: reach; isolation-forest: its calibration's memory).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub only: Vec<String>,
 }
 
 impl TuneOpts {
-    fn settings(&self) -> Result<TuneSettings> {
-        use pulsewatch_core::eval::tune::Tunable as _;
-        let dims = PulseParams::dims();
+    /// The search settings for `P`'s constants (`what` names them in errors); an empty
+    /// `--only` is the detector's own procedure, `defaults`.
+    fn settings<P: tune::Tunable>(
+        &self,
+        what: &str,
+        defaults: TuneSettings,
+    ) -> Result<TuneSettings> {
+        let dims = P::dims();
         for o in &self.only {
             let known = o == "all"
                 || dims
@@ -128,27 +130,31 @@ impl TuneOpts {
                     .into_iter()
                     .collect();
                 return Err(eyre!(
-                    "--only {o:?}: not one of pulse's constants ({}, or all)",
+                    "--only {o:?}: not one of {what}'s constants ({}, or all)",
                     names.join(", ")
                 ));
             }
         }
+        let only = if self.only.is_empty() {
+            defaults.only
+        } else if self.only.iter().any(|o| o == "all") {
+            Vec::new()
+        } else {
+            self.only.clone()
+        };
         Ok(TuneSettings {
             budget: self.budget,
             seed: self.seed,
             plateau: self.plateau,
-            only: if self.only.iter().any(|o| o == "all") {
-                Vec::new()
-            } else {
-                self.only.clone()
-            },
+            only,
         })
     }
 
-    fn start(&self, cfg: &Config) -> Result<PulseParams> {
+    /// `--from`: the prior or the configured constants.
+    fn start<P>(&self, prior: P, config: P) -> Result<P> {
         match self.from.as_str() {
-            "prior" => Ok(PulseParams::prior()),
-            "config" => Ok(cfg.detector.pulse),
+            "prior" => Ok(prior),
+            "config" => Ok(config),
             other => Err(eyre!("--from {other:?}: expected prior or config")),
         }
     }
@@ -336,26 +342,64 @@ fn run_folds(
         ));
     }
     let profiles = corpus.profiles()?;
-    let score = tune::pulse_scorer(corpus);
-    let build = || kind.build_for_nab(&cfg.detector);
-    let candidate = match kind {
-        DetectorKind::Pulse => Candidate::Tuned {
-            start: opts.start(cfg)?,
-            shipped: cfg.detector.pulse,
-            settings: opts.settings()?,
-            score: &score,
-        },
-        _ => Candidate::Fixed(&build),
-    };
-    Ok(tune::cross_validate(
-        corpus,
-        &profiles,
-        kind.name(),
-        &candidate,
-        k,
-        opts.seed,
-        progress,
-    )?)
+    let det = &cfg.detector;
+    match kind {
+        DetectorKind::Pulse => {
+            let score = tune::pulse_scorer(corpus);
+            let candidate = Candidate::Tuned {
+                start: opts.start(PulseParams::prior(), det.pulse)?,
+                shipped: det.pulse,
+                settings: opts.settings::<PulseParams>("pulse", TuneSettings::default())?,
+                score: &score,
+            };
+            Ok(tune::cross_validate(
+                corpus,
+                &profiles,
+                kind.name(),
+                &candidate,
+                k,
+                opts.seed,
+                progress,
+            )?)
+        }
+        DetectorKind::IsolationForest
+            if det.isolation_forest.preset == IsolationForestPreset::Streaming =>
+        {
+            let f = &det.isolation_forest;
+            let raw = tune::iforest_raw(corpus, f)?;
+            progress("fitted the forests once; tuning replays the calibration".into());
+            let score = tune::iforest_scorer(&raw, f.threshold);
+            let candidate = Candidate::Tuned {
+                start: opts.start(CalibrationParams::default(), f.calibration)?,
+                shipped: f.calibration,
+                settings: opts
+                    .settings::<CalibrationParams>("isolation-forest", TuneSettings::iforest())?,
+                score: &score,
+            };
+            Ok(tune::cross_validate(
+                corpus,
+                &profiles,
+                kind.name(),
+                &candidate,
+                k,
+                opts.seed,
+                progress,
+            )?)
+        }
+        _ => {
+            let build = || kind.build_for_nab(det);
+            let candidate = Candidate::<PulseParams>::Fixed(&build);
+            Ok(tune::cross_validate(
+                corpus,
+                &profiles,
+                kind.name(),
+                &candidate,
+                k,
+                opts.seed,
+                progress,
+            )?)
+        }
+    }
 }
 
 /// The side-by-side table `eval --folds` prints.
@@ -412,7 +456,7 @@ fn cross_validation_table(r: &CrossValidation) -> String {
 
 #[derive(Debug, clap::Args)]
 pub struct TuneArgs {
-    /// Detector to tune (only `pulse` has a tuning procedure).
+    /// Detector to tune (`pulse`, or the streaming `isolation-forest`'s calibration).
     #[arg(long, value_name = "NAME", default_value = "pulse")]
     pub detector: String,
     /// Corpus root (default: [data] dir).
@@ -427,16 +471,22 @@ pub struct TuneArgs {
 
 /// `pulsewatch tune`: the search that sets the shipped constants, on every corpus file; prints
 /// the `[detector.pulse]` block it chose.
+fn no_procedure(kind: DetectorKind) -> color_eyre::eyre::Report {
+    eyre!(
+        "--detector {kind}: only pulse and the streaming isolation-forest have a tuning \
+         procedure; {kind}'s constants are fixed (see docs/detectors.md)"
+    )
+}
+
 pub fn tune(args: TuneArgs, cfg: &Config) -> Result<()> {
     let kind: DetectorKind = args
         .detector
         .parse()
         .map_err(|e: String| eyre!("--detector: {e}"))?;
-    if kind != DetectorKind::Pulse {
-        return Err(eyre!(
-            "--detector {kind}: only pulse has a tuning procedure; {kind}'s constants are fixed \
-             (see docs/detectors.md)"
-        ));
+    let streaming_forest = kind == DetectorKind::IsolationForest
+        && cfg.detector.isolation_forest.preset == IsolationForestPreset::Streaming;
+    if kind != DetectorKind::Pulse && !streaming_forest {
+        return Err(no_procedure(kind));
     }
     let root = args.data.unwrap_or_else(|| cfg.data.dir.clone());
     let corpus = load_corpus(&root, args.labels.as_deref())?;
@@ -452,30 +502,74 @@ pub fn tune(args: TuneArgs, cfg: &Config) -> Result<()> {
         })?;
     let all: Vec<usize> = (0..corpus.series.len()).collect();
     let t0 = Instant::now();
-    let start = args.tune.start(cfg)?;
-    let tuned = tune::tune(
-        &corpus,
-        &all,
-        standard.costs,
-        &start,
-        &args.tune.settings()?,
-        &tune::pulse_scorer(&corpus),
-        &mut |k, score| {
-            eprintln!(
-                "tune: candidate {k}: standard {score:.3} ({:.0?})",
-                t0.elapsed()
-            )
-        },
-    )?;
-    eprintln!(
-        "tune: {} files, {} candidates ({} accepted) in {:.1?}: standard {:.3} -> {:.3}",
-        corpus.series.len(),
-        tuned.evaluations,
-        tuned.accepted,
-        t0.elapsed(),
-        tuned.start_score,
-        tuned.score
-    );
-    print!("{}", tuned.params.toml_block());
+    let mut progress = |k: usize, score: f64| {
+        eprintln!(
+            "tune: candidate {k}: standard {score:.3} ({:.0?})",
+            t0.elapsed()
+        )
+    };
+    let summary = |evaluations: usize, accepted: usize, from: f64, to: f64| {
+        eprintln!(
+            "tune: {} files, {evaluations} candidates ({accepted} accepted) in {:.1?}: standard \
+             {from:.3} -> {to:.3}",
+            corpus.series.len(),
+            t0.elapsed(),
+        )
+    };
+    let det = &cfg.detector;
+    match kind {
+        DetectorKind::Pulse => {
+            let tuned = tune::tune(
+                &corpus,
+                &all,
+                standard.costs,
+                &args.tune.start(PulseParams::prior(), det.pulse)?,
+                &args
+                    .tune
+                    .settings::<PulseParams>("pulse", TuneSettings::default())?,
+                &tune::pulse_scorer(&corpus),
+                &mut progress,
+            )?;
+            summary(
+                tuned.evaluations,
+                tuned.accepted,
+                tuned.start_score,
+                tuned.score,
+            );
+            print!("{}", tuned.params.toml_block());
+        }
+        DetectorKind::IsolationForest
+            if det.isolation_forest.preset == IsolationForestPreset::Streaming =>
+        {
+            let f = &det.isolation_forest;
+            let raw = tune::iforest_raw(&corpus, f)?;
+            let tuned = tune::tune(
+                &corpus,
+                &all,
+                standard.costs,
+                &args
+                    .tune
+                    .start(CalibrationParams::default(), f.calibration)?,
+                &args
+                    .tune
+                    .settings::<CalibrationParams>("isolation-forest", TuneSettings::iforest())?,
+                &tune::iforest_scorer(&raw, f.threshold),
+                &mut progress,
+            )?;
+            summary(
+                tuned.evaluations,
+                tuned.accepted,
+                tuned.start_score,
+                tuned.score,
+            );
+            print!(
+                "{}",
+                tuned
+                    .params
+                    .toml_block("detector.isolation_forest.calibration")
+            );
+        }
+        other => return Err(no_procedure(other)),
+    }
     Ok(())
 }
