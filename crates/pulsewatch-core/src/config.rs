@@ -567,6 +567,7 @@ impl DetectorConfig {
         within("[detector.lstm_ae] train", l.train, 1, 10_000_000)?;
         positive("[detector.lstm_ae] learning_rate", l.learning_rate)?;
         positive("[detector.lstm_ae] threshold", l.threshold)?;
+        l.calibration.validate("[detector.lstm_ae.calibration]")?;
         Ok(())
     }
 }
@@ -589,8 +590,8 @@ impl Default for DetectorConfig {
 pub enum IsolationForestPreset {
     /// Refitted on a sliding window, its isolation score calibrated per series.
     Streaming,
-    /// The replaced system's configuration: fitted once on the first 750 points, raw isolation
-    /// score with threshold 0.6, no calibration (`train`, `refit_every`, `threshold` and
+    /// The replaced system's configuration: fitted once on the first 750 points, the raw
+    /// isolation score mapped with `threshold`, no calibration (`train`, `refit_every` and
     /// `calibration` are then ignored).
     Seed,
 }
@@ -629,8 +630,8 @@ pub struct IsolationForestConfig {
     pub train: usize,
     /// Refit on the latest `train` points every this many points (0 = fit once).
     pub refit_every: usize,
-    /// Score (0..1) that counts as anomalous, mapped to 0.5: the calibrated rarity (streaming)
-    /// or the raw isolation score (seed).
+    /// Seed preset: the isolation score (0..1) that counts as anomalous, mapped to 0.5. (The
+    /// streaming preset's calibrated output puts `calibration.alarm` at 0.5.)
     pub threshold: f64,
     /// Random seed (fits are reproducible).
     pub seed: u64,
@@ -646,10 +647,10 @@ impl Default for IsolationForestConfig {
             window: 30,
             train: 1000,
             refit_every: 100,
-            threshold: 0.9,
+            threshold: 0.6,
             seed: 42,
             calibration: crate::detect::calibrate::CalibrationParams {
-                memory: 350.0,
+                memory: 380.0,
                 ..crate::detect::calibrate::CalibrationParams::default()
             },
         }
@@ -663,12 +664,12 @@ impl IsolationForestConfig {
             preset: IsolationForestPreset::Seed,
             train: 750,
             refit_every: 0,
-            threshold: 0.6,
             ..IsolationForestConfig::default()
         }
     }
 
-    /// What the detector runs: the seed preset fixes its four keys, keeping the others.
+    /// What the detector runs: the seed preset fixes `train`, `refit_every` and the calibration,
+    /// keeping the others.
     pub fn effective(&self) -> Self {
         match self.preset {
             IsolationForestPreset::Streaming => self.clone(),
@@ -696,12 +697,18 @@ pub struct LstmAeConfig {
     pub learning_rate: f64,
     /// Mini-batch size.
     pub batch: usize,
-    /// Reconstruction error (MSE on standardised values) that counts as anomalous; mapped to 0.5.
+    /// Scale of the reconstruction error (squared, on standardised values): the raw score is
+    /// `e / (e + threshold)`, which the calibration then ranks per series.
     pub threshold: f64,
     /// Points of history the model is trained on (the first points of a series).
     pub train: usize,
     /// Random seed for initialisation and shuffling.
     pub seed: u64,
+    /// Calibrate the raw score per series (else the output is the raw score itself, 0.5 at
+    /// `threshold`, as the replaced system's was).
+    pub calibrate: bool,
+    /// The per-series calibration of the raw score.
+    pub calibration: crate::detect::calibrate::CalibrationParams,
 }
 impl Default for LstmAeConfig {
     fn default() -> Self {
@@ -714,6 +721,8 @@ impl Default for LstmAeConfig {
             threshold: 0.025,
             train: 750,
             seed: 42,
+            calibrate: true,
+            calibration: crate::detect::calibrate::CalibrationParams::default(),
         }
     }
 }

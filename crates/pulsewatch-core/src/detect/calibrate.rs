@@ -13,7 +13,8 @@
 //!    `1/memory` per point (a histogram of 512 bins over [0, 1], in a Fenwick tree, so an update
 //!    and a query cost O(log 512) and the state is fixed: 4 KB per series);
 //! 3. outputs `−log10 p_t / log10(memory + 1)`, clamped to [0, 1]: 1 for an average above every
-//!    one in memory, 0.5 for one exceeded by about one in √memory.
+//!    one in memory, 0.5 for one exceeded by about one in √memory. A detector's output
+//!    ([`Calibrator::score`]) maps that rarity so that `alarm` lands at 0.5, the flag threshold.
 //!
 //! `a_t` joins the histogram after it is scored (causal). The first `warmup` points only learn
 //! (output 0). As `pulse` does, it can *rest* after an alarm (output ≥ `alarm`): scoring for NAB,
@@ -91,6 +92,33 @@ impl CalibrationParams {
     }
 }
 
+/// Maps a score in [0, 1] so that `t` lands at 0.5, piecewise linearly and order-preserving:
+/// `[0, t] → [0, 0.5]`, `[t, 1] → [0.5, 1]`.
+pub fn map_to_half(x: f64, t: f64) -> f64 {
+    let t = if t.is_finite() {
+        t.clamp(1e-6, 1.0 - 1e-6)
+    } else {
+        0.5
+    };
+    let s = if x <= t {
+        0.5 * x / t
+    } else {
+        0.5 + 0.5 * (x - t) / (1.0 - t)
+    };
+    s.clamp(0.0, 1.0)
+}
+
+/// A detector's calibrated output for a series of raw scores (NaN = no opinion, output 0), as
+/// [`Calibrator::score`] gives it point by point: what a search over the calibration constants
+/// replays over cached raw scores.
+pub fn replay(raw: &[f64], p: CalibrationParams, nab: bool) -> Vec<f64> {
+    let mut c = Calibrator::new(p);
+    c.nab = nab;
+    raw.iter()
+        .map(|&r| if r.is_nan() { 0.0 } else { c.score(r) })
+        .collect()
+}
+
 /// The layer's state for one series. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct Calibrator {
@@ -163,6 +191,13 @@ impl Calibrator {
         s
     }
 
+    /// The detector output for `raw`: its rarity ([`Calibrator::update`]) mapped so that
+    /// `alarm` lands at 0.5, the flag threshold.
+    pub fn score(&mut self, raw: f64) -> f64 {
+        let t = self.p.alarm;
+        map_to_half(self.update(raw), t)
+    }
+
     /// Rarity of the raw score `raw` (see the module documentation); then learns it.
     pub fn update(&mut self, raw: f64) -> f64 {
         self.n += 1;
@@ -180,7 +215,11 @@ impl Calibrator {
         // Weight at or above a's bin, counting a's own bin whole (conservative).
         let above = (self.total - self.below(bin)).max(0.0);
         let p = (above / self.weight + 1.0) / (self.total / self.weight + 1.0);
-        let scale = (self.p.memory.max(1.0) + 1.0).log10();
+        // Scaled by what the memory holds so far (the decayed count, at most `memory`), so a
+        // score above everything seen reads 1 on a short series too.
+        let scale = (self.total / self.weight + 1.0)
+            .log10()
+            .max(f64::MIN_POSITIVE);
         let out = (-p.log10() / scale).clamp(0.0, 1.0);
         self.add(bin, self.weight);
         self.weight *= self.growth;
@@ -233,11 +272,24 @@ mod tests {
                 }
             }
             assert!(high < 60, "{base}: {high} of 4000 flagged");
-            // A raw score above everything seen is as rare as the memory can tell: after 5000
-            // points the decayed weight is 5000 (1 − e⁻¹) ≈ 3161 points, log 3161 / log 5001.
+            // A raw score above everything seen is as rare as the memory can tell: 1, whatever
+            // the memory holds so far; the series' median reads about log 2 / log n.
+            let mid = c.update(base + spread * 0.5);
+            assert!(mid < 0.15, "{base}: median {mid}");
             let top = c.update(base + spread + 0.05);
-            assert!((top - 0.946).abs() < 0.002, "{base}: {top}");
+            assert!((top - 1.0).abs() < 1e-9, "{base}: {top}");
         }
+    }
+
+    #[test]
+    fn a_record_reads_one_on_a_series_shorter_than_the_memory() {
+        // 300 points into a memory of 5000: a score above all of them is as rare as can be
+        // told (the first version capped it at log 301 / log 5001 = 0.67).
+        let mut c = Calibrator::new(CalibrationParams::default());
+        for i in 0..300 {
+            c.update(0.3 + 0.01 * noise(i));
+        }
+        assert!(c.update(0.9) > 0.999);
     }
 
     #[test]

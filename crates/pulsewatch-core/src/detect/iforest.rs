@@ -79,7 +79,7 @@ use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
 
-use super::calibrate::{CalibrationParams, Calibrator};
+use super::calibrate::Calibrator;
 use super::{Detector, FitControl, FitError, FitProgress, Point, Reason, Trainable};
 use crate::config::{IsolationForestConfig, IsolationForestPreset};
 
@@ -108,13 +108,7 @@ pub fn c_factor(n: usize) -> f64 {
 
 /// Maps an isolation score to the detector's output: `[0, t] → [0, 0.5]`, `[t, 1] → [0.5, 1]`.
 pub fn map_score(raw: f64, threshold: f64) -> f64 {
-    let t = threshold;
-    let s = if raw <= t {
-        0.5 * raw / t
-    } else {
-        0.5 + 0.5 * (raw - t) / (1.0 - t)
-    };
-    s.clamp(0.0, 1.0)
+    super::calibrate::map_to_half(raw, threshold)
 }
 
 /// One node of a tree. Trees are stored in pre-order, so the left child of internal node `i` is
@@ -649,15 +643,15 @@ impl IsolationForest {
         raw
     }
 
-    /// The detector's output for an isolation score: calibrated (streaming) or not (seed), then
-    /// mapped so `threshold` lands at 0.5. No opinion reads 0 when calibrated (never a
+    /// The detector's output for an isolation score: calibrated (streaming, `alarm` at 0.5) or
+    /// mapped so `threshold` lands at 0.5 (seed). No opinion reads 0 when calibrated (never a
     /// detection) and 0.5 for the seed preset (as the replaced system did).
     fn output(&mut self, raw: Option<f64>) -> f64 {
         match (&mut self.calibrator, raw) {
             (None, None) => 0.5,
             (None, Some(r)) => map_score(r, self.threshold),
             (Some(_), None) => 0.0,
-            (Some(c), Some(r)) => map_score(c.update(r), self.threshold),
+            (Some(c), Some(r)) => c.score(r),
         }
     }
 
@@ -791,41 +785,13 @@ impl Trainable for IsolationForest {
 }
 
 /// The isolation scores of `values` under `cfg`'s forest (fits and refits included), NaN where
-/// the forest has no opinion: what [`calibrated_scores`] turns into the detector's output, so a
-/// search over calibration constants fits the forests once.
+/// the forest has no opinion: what [`super::calibrate::replay`] turns into the streaming
+/// detector's output, so a search over calibration constants fits the forests once.
 pub fn raw_scores(cfg: &IsolationForestConfig, values: &[f64]) -> Vec<f64> {
     let mut f = IsolationForest::new(cfg);
     values
         .iter()
         .map(|&v| f.step(v).unwrap_or(f64::NAN))
-        .collect()
-}
-
-/// The streaming detector's output (as NAB counts when `nab`) from [`raw_scores`]: equal to
-/// feeding the values to [`IsolationForest::new`] with `cal` and `threshold`.
-pub fn calibrated_scores(
-    raw: &[f64],
-    cal: CalibrationParams,
-    threshold: f64,
-    nab: bool,
-) -> Vec<f64> {
-    let mut c = Calibrator::new(cal);
-    if nab {
-        c = c.for_nab();
-    }
-    let t = if threshold.is_finite() {
-        threshold.clamp(1e-6, 1.0 - 1e-6)
-    } else {
-        0.6
-    };
-    raw.iter()
-        .map(|&r| {
-            if r.is_nan() {
-                0.0
-            } else {
-                map_score(c.update(r), t)
-            }
-        })
         .collect()
 }
 

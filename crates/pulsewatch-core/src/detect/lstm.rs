@@ -68,6 +68,7 @@ use candle_nn::optim::{AdamW, ParamsAdamW};
 use candle_nn::rnn::{LSTM, LSTMConfig, RNN, lstm};
 use candle_nn::{Linear, Module, Optimizer, VarBuilder};
 
+use super::calibrate::Calibrator;
 use super::{Detector, FitControl, FitError, FitProgress, Point, Reason, Trainable};
 use crate::config::LstmAeConfig;
 use crate::num::compact;
@@ -562,6 +563,18 @@ fn train(p: &Params, values: &[f64], ctl: &mut FitControl<'_>) -> Result<Model, 
     Ok(Model { mean, std, weights })
 }
 
+/// The raw scores of a series under `cfg`'s autoencoder (first fit included), NaN where it has
+/// no opinion: what [`super::calibrate::replay`] turns into the detector's output, so a search
+/// over the calibration constants trains each model once.
+pub fn raw_scores(cfg: &LstmAeConfig, timestamps: &[i64], values: &[f64]) -> Vec<f64> {
+    let mut d = LstmAe::new(cfg);
+    timestamps
+        .iter()
+        .zip(values)
+        .map(|(&timestamp, &value)| d.step(Point { timestamp, value }).unwrap_or(f64::NAN))
+        .collect()
+}
+
 /// LSTM autoencoder detector; see the module docs.
 #[derive(Debug, Clone)]
 pub struct LstmAe {
@@ -580,6 +593,8 @@ pub struct LstmAe {
     last_error: Option<(f64, f64)>,
     /// EWMA of the reconstruction error (outliers capped at 10× the level).
     usual_error: Option<f64>,
+    /// The per-series calibration of the raw score (`calibrate = true`).
+    calibrator: Option<Calibrator>,
 }
 
 /// EWMA rate of the usual reconstruction error, per point.
@@ -597,7 +612,56 @@ impl LstmAe {
             scratch: Scratch::default(),
             last_error: None,
             usual_error: None,
+            calibrator: cfg.calibrate.then(|| Calibrator::new(cfg.calibration)),
             p,
+        }
+    }
+
+    /// Scores as NAB counts: the calibration rests after an alarm ([`Calibrator::for_nab`]).
+    pub fn for_nab(mut self) -> Self {
+        self.calibrator = self.calibrator.map(Calibrator::for_nab);
+        self
+    }
+
+    /// One point through the model (buffer, first fit, reconstruction): its raw score
+    /// `e / (e + threshold)`, or `None` while there is no opinion (training, a short window, a
+    /// non-finite value).
+    fn step(&mut self, point: Point) -> Option<f64> {
+        if !point.value.is_finite() {
+            return None;
+        }
+        // An adopted tail continues only into later points: a stream that restarts before it (a
+        // replay from the first row after a restore) starts from an empty window instead.
+        if std::mem::take(&mut self.adopted)
+            && self
+                .recent
+                .back()
+                .is_some_and(|&(ts, _)| point.timestamp < ts)
+        {
+            self.recent.clear();
+        }
+        self.push_recent(point.timestamp, point.value);
+        if !self.auto_done {
+            self.pending.push(point.value);
+            if self.pending.len() >= self.p.train {
+                self.auto_fit();
+            }
+            return None;
+        }
+        match self.latest_error() {
+            Some(e) => {
+                let usual = self.usual_error.unwrap_or(e);
+                self.last_error = Some((e, usual));
+                if e.is_finite() {
+                    let capped = e.min(10.0 * usual.max(1e-12));
+                    self.usual_error = Some(usual + (capped - usual) * USUAL_RATE);
+                }
+                Some(self.to_score(e))
+            }
+            None => {
+                self.last_error = None;
+                None
+            }
         }
     }
 
@@ -671,42 +735,16 @@ impl LstmAe {
 
 impl Detector for LstmAe {
     fn update(&mut self, point: Point) -> f64 {
-        if !point.value.is_finite() {
-            return 0.5;
+        let raw = self.step(point);
+        match (&mut self.calibrator, raw) {
+            (Some(c), Some(r)) => c.score(r),
+            (Some(_), None) => 0.0,
+            (None, r) => r.unwrap_or(0.5),
         }
-        // An adopted tail continues only into later points: a stream that restarts before it (a
-        // replay from the first row after a restore) starts from an empty window instead.
-        if std::mem::take(&mut self.adopted)
-            && self
-                .recent
-                .back()
-                .is_some_and(|&(ts, _)| point.timestamp < ts)
-        {
-            self.recent.clear();
-        }
-        self.push_recent(point.timestamp, point.value);
-        if !self.auto_done {
-            self.pending.push(point.value);
-            if self.pending.len() >= self.p.train {
-                self.auto_fit();
-            }
-            return 0.5;
-        }
-        match self.latest_error() {
-            Some(e) => {
-                let usual = self.usual_error.unwrap_or(e);
-                self.last_error = Some((e, usual));
-                if e.is_finite() {
-                    let capped = e.min(10.0 * usual.max(1e-12));
-                    self.usual_error = Some(usual + (capped - usual) * USUAL_RATE);
-                }
-                self.to_score(e)
-            }
-            None => {
-                self.last_error = None;
-                0.5
-            }
-        }
+    }
+
+    fn warming_up(&self) -> bool {
+        self.model.is_none() || self.calibrator.as_ref().is_some_and(Calibrator::warming_up)
     }
 
     fn explain(&mut self) -> Option<Reason> {

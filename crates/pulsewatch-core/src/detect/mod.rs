@@ -104,16 +104,18 @@ impl DetectorKind {
         }
     }
 
-    /// A fresh detector scoring as NAB counts (what `eval` runs): `pulse` and the calibrated
-    /// Isolation Forest rest after an alarm ([`pulse::Pulse::for_nab`],
-    /// [`iforest::IsolationForest::for_nab`]); every other detector is the same as
-    /// [`DetectorKind::build`].
+    /// A fresh detector scoring as NAB counts (what `eval` runs): `pulse`, the calibrated
+    /// Isolation Forest and the LSTM autoencoder rest after an alarm
+    /// ([`pulse::Pulse::for_nab`], [`iforest::IsolationForest::for_nab`], `LstmAe::for_nab`);
+    /// every other detector is the same as [`DetectorKind::build`].
     pub fn build_for_nab(self, cfg: &DetectorConfig) -> Box<dyn Detector> {
         match self {
             DetectorKind::Pulse => Box::new(pulse::Pulse::with_params(cfg.pulse).for_nab()),
             DetectorKind::IsolationForest => {
                 Box::new(iforest::IsolationForest::new(&cfg.isolation_forest).for_nab())
             }
+            #[cfg(feature = "lstm")]
+            DetectorKind::LstmAe => Box::new(lstm::LstmAe::new(&cfg.lstm_ae).for_nab()),
             other => other.build(cfg),
         }
     }

@@ -223,14 +223,33 @@ pub fn iforest_raw(
     })
 }
 
-/// [`ScoreFile`] for the streaming Isolation Forest's calibration: replays the calibration
-/// layer over the cached raw scores ([`iforest_raw`]) as NAB counts, so a candidate costs no
-/// forest fits. Equal to running the detector (a test checks it).
-pub fn iforest_scorer(
+/// The LSTM autoencoder's raw scores of every corpus file (each model trained once, in
+/// parallel), for [`calibration_scorer`].
+#[cfg(feature = "lstm")]
+pub fn lstm_raw(
+    corpus: &Corpus,
+    cfg: &crate::config::LstmAeConfig,
+) -> Result<Vec<Vec<f64>>, EvalError> {
+    let all: Vec<usize> = (0..corpus.series.len()).collect();
+    crate::par::map(&all, |&i| {
+        let s = &corpus.series[i];
+        crate::detect::lstm::raw_scores(cfg, &s.timestamps, &s.values)
+    })
+    .map_err(|e| EvalError::Worker {
+        det: "lstm-ae".into(),
+        key: corpus.series[e.index].key.clone(),
+        message: e.message,
+    })
+}
+
+/// [`ScoreFile`] for a calibrated detector (the streaming Isolation Forest, the LSTM
+/// autoencoder): replays the calibration layer over its cached raw scores ([`iforest_raw`],
+/// [`lstm_raw`]) as NAB counts, so a candidate costs no model fits. Equal to running the
+/// detector (tests check it).
+pub fn calibration_scorer(
     raw: &[Vec<f64>],
-    threshold: f64,
 ) -> impl Fn(&CalibrationParams, usize) -> Vec<f64> + Sync + '_ {
-    move |p, i| iforest::calibrated_scores(&raw[i], *p, threshold, true)
+    move |p, i| crate::detect::calibrate::replay(&raw[i], *p, true)
 }
 
 /// Search settings.
@@ -260,15 +279,18 @@ impl Default for TuneSettings {
 }
 
 impl TuneSettings {
-    /// The procedure that chose the streaming Isolation Forest's calibration constants
-    /// (`docs/detectors.md`).
-    pub fn iforest() -> Self {
+    /// The procedure that chooses a calibrated detector's calibration constants (the streaming
+    /// Isolation Forest, the LSTM autoencoder; `docs/detectors.md`).
+    pub fn calibration() -> Self {
         TuneSettings {
             only: vec!["memory".into()],
             ..TuneSettings::default()
         }
     }
 }
+
+/// Points per constant of [`tune`]'s coarse scan.
+const SCAN: usize = 8;
 
 /// What [`tune`] found.
 #[derive(Debug, Clone, Serialize)]
@@ -407,10 +429,35 @@ pub fn tune<P: Tunable>(
     let mut best_score = start_score;
     progress(0, best_score);
     let mut rng = Rng::new(settings.seed);
+    let mut accepted = 0;
+    // A coarse scan first, when the budget allows: each moved constant in turn at SCAN points
+    // spaced evenly in log scale over its range (the others at the best so far), so the local
+    // search below starts in the right basin (one constant's score often has two).
+    let mut used = 0;
+    if active.len() * SCAN * 2 <= settings.budget {
+        for &i in &active {
+            let d = &dims[i];
+            for g in 0..SCAN {
+                let mut cand = best.clone();
+                cand[i] = d.lo * (d.hi / d.lo).powf(g as f64 / (SCAN - 1) as f64);
+                let cand = grid(&cand);
+                used += 1;
+                if cand == best {
+                    continue;
+                }
+                let s = eval(&cand)?;
+                if s > best_score {
+                    progress(used, s);
+                    best = cand;
+                    best_score = s;
+                    accepted += 1;
+                }
+            }
+        }
+    }
     // Step size (log scale), adapted by the one-fifth rule.
     let mut sigma: f64 = 0.3;
-    let mut accepted = 0;
-    for k in 1..=settings.budget {
+    for k in used + 1..=settings.budget {
         let mut cand = best.clone();
         if k % 2 == 1 {
             // One constant: a larger move.

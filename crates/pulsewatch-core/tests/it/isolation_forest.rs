@@ -510,7 +510,7 @@ fn cached_raw_scores_replay_to_the_detectors_output() {
             det = det.for_nab();
         }
         let direct = score(&mut det, &pts);
-        let replayed = iforest::calibrated_scores(&raw, cfg.calibration, cfg.threshold, nab);
+        let replayed = pulsewatch_core::detect::calibrate::replay(&raw, cfg.calibration, nab);
         assert_eq!(direct, replayed, "nab {nab}");
     }
 }

@@ -9,6 +9,8 @@ use pulsewatch_core::detect::{Detector, FitControl, FitError, FitProgress, Point
 
 /// Small and quick; batch 16 gives 18 optimiser steps per epoch on 300 points, enough for the
 /// loss to fall clearly within 3 epochs.
+/// A small, quick model whose output is its own raw score (the calibrated output is tested at
+/// the end of this file).
 fn small() -> LstmAeConfig {
     LstmAeConfig {
         sequence: 20,
@@ -16,6 +18,7 @@ fn small() -> LstmAeConfig {
         epochs: 3,
         batch: 16,
         train: 300,
+        calibrate: false,
         ..LstmAeConfig::default()
     }
 }
@@ -272,4 +275,38 @@ fn a_replay_from_before_the_saved_window_starts_with_an_empty_window() {
     let s = feed(&mut replay, &pts[..cfg.sequence + 5]);
     assert!(s[..cfg.sequence - 1].iter().all(|&x| x == 0.5), "{s:?}");
     assert!(s[cfg.sequence - 1..].iter().all(|&x| x != 0.5), "{s:?}");
+}
+
+#[test]
+fn calibrated_output_flags_a_spike_and_replays_from_cached_raw_scores() {
+    let cfg = LstmAeConfig {
+        calibrate: true,
+        ..small()
+    };
+    let mut pts = sine(1200, 9);
+    pts[1000].value += 16.0;
+    let mut det = LstmAe::new(&cfg);
+    assert!(det.warming_up());
+    let out = feed(&mut det, &pts);
+    // Training, then the calibration's warm-up: nothing scores.
+    let scoring = cfg.train + cfg.sequence.saturating_sub(cfg.train) + cfg.calibration.warmup;
+    assert!(out[..scoring].iter().all(|&s| s == 0.0));
+    assert!(!det.warming_up());
+    assert!(out[1000] >= 0.5, "spike {}", out[1000]);
+    let false_flags = (scoring..1200)
+        .filter(|&i| out[i] >= 0.5 && !(1000..1000 + cfg.sequence).contains(&i))
+        .count();
+    assert!(false_flags <= 8, "{false_flags} false flags");
+    // What `tune` and `eval --folds` replay is the detector, live and as NAB counts.
+    let ts: Vec<i64> = pts.iter().map(|p| p.timestamp).collect();
+    let vs: Vec<f64> = pts.iter().map(|p| p.value).collect();
+    let raw = pulsewatch_core::detect::lstm::raw_scores(&cfg, &ts, &vs);
+    let live = pulsewatch_core::detect::calibrate::replay(&raw, cfg.calibration, false);
+    assert_eq!(live, out);
+    let mut nab = LstmAe::new(&cfg).for_nab();
+    let nab_out = feed(&mut nab, &pts);
+    assert_eq!(
+        pulsewatch_core::detect::calibrate::replay(&raw, cfg.calibration, true),
+        nab_out
+    );
 }

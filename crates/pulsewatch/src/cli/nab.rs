@@ -103,7 +103,7 @@ pub struct TuneOpts {
     pub plateau: bool,
     /// Tune only these constants (comma-separated; `weights` names every weight of pulse;
     /// `all`: every constant). The default is the procedure that chose the shipped constants
-    /// (pulse: reach; isolation-forest: its calibration's memory).
+    /// (pulse: reach; isolation-forest and lstm-ae: their calibration's memory).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -362,18 +362,15 @@ fn run_folds(
                 progress,
             )?)
         }
-        DetectorKind::IsolationForest
-            if det.isolation_forest.preset == IsolationForestPreset::Streaming =>
-        {
-            let f = &det.isolation_forest;
-            let raw = tune::iforest_raw(corpus, f)?;
-            progress("fitted the forests once; tuning replays the calibration".into());
-            let score = tune::iforest_scorer(&raw, f.threshold);
+        _ if calibrated(kind, cfg).is_some() => {
+            let (raw, shipped) = calibrated_raw(kind, corpus, cfg)?;
+            progress("fitted the models once; tuning replays the calibration".into());
+            let score = tune::calibration_scorer(&raw);
             let candidate = Candidate::Tuned {
-                start: opts.start(CalibrationParams::default(), f.calibration)?,
-                shipped: f.calibration,
+                start: opts.start(CalibrationParams::default(), shipped)?,
+                shipped,
                 settings: opts
-                    .settings::<CalibrationParams>("isolation-forest", TuneSettings::iforest())?,
+                    .settings::<CalibrationParams>(kind.name(), TuneSettings::calibration())?,
                 score: &score,
             };
             Ok(tune::cross_validate(
@@ -456,7 +453,8 @@ fn cross_validation_table(r: &CrossValidation) -> String {
 
 #[derive(Debug, clap::Args)]
 pub struct TuneArgs {
-    /// Detector to tune (`pulse`, or the streaming `isolation-forest`'s calibration).
+    /// Detector to tune (`pulse`, or the calibration of the streaming `isolation-forest` or of
+    /// `lstm-ae`).
     #[arg(long, value_name = "NAME", default_value = "pulse")]
     pub detector: String,
     /// Corpus root (default: [data] dir).
@@ -473,9 +471,45 @@ pub struct TuneArgs {
 /// the `[detector.pulse]` block it chose.
 fn no_procedure(kind: DetectorKind) -> color_eyre::eyre::Report {
     eyre!(
-        "--detector {kind}: only pulse and the streaming isolation-forest have a tuning \
-         procedure; {kind}'s constants are fixed (see docs/detectors.md)"
+        "--detector {kind}: only pulse, the streaming isolation-forest and lstm-ae have a \
+         tuning procedure; {kind}'s constants are fixed (see docs/detectors.md)"
     )
+}
+
+/// The config table of `kind`'s calibration, for detectors whose calibration is tuned over
+/// cached raw scores (the streaming Isolation Forest, the LSTM autoencoder).
+fn calibrated(kind: DetectorKind, cfg: &Config) -> Option<&'static str> {
+    match kind {
+        DetectorKind::IsolationForest
+            if cfg.detector.isolation_forest.preset == IsolationForestPreset::Streaming =>
+        {
+            Some("detector.isolation_forest.calibration")
+        }
+        #[cfg(feature = "lstm")]
+        DetectorKind::LstmAe => Some("detector.lstm_ae.calibration"),
+        _ => None,
+    }
+}
+
+/// The raw scores of every corpus file (each model fitted once) and the configured calibration
+/// of a [`calibrated`] detector.
+fn calibrated_raw(
+    kind: DetectorKind,
+    corpus: &Corpus,
+    cfg: &Config,
+) -> Result<(Vec<Vec<f64>>, CalibrationParams)> {
+    let det = &cfg.detector;
+    match kind {
+        #[cfg(feature = "lstm")]
+        DetectorKind::LstmAe => Ok((
+            tune::lstm_raw(corpus, &det.lstm_ae)?,
+            det.lstm_ae.calibration,
+        )),
+        _ => Ok((
+            tune::iforest_raw(corpus, &det.isolation_forest)?,
+            det.isolation_forest.calibration,
+        )),
+    }
 }
 
 pub fn tune(args: TuneArgs, cfg: &Config) -> Result<()> {
@@ -483,9 +517,7 @@ pub fn tune(args: TuneArgs, cfg: &Config) -> Result<()> {
         .detector
         .parse()
         .map_err(|e: String| eyre!("--detector: {e}"))?;
-    let streaming_forest = kind == DetectorKind::IsolationForest
-        && cfg.detector.isolation_forest.preset == IsolationForestPreset::Streaming;
-    if kind != DetectorKind::Pulse && !streaming_forest {
+    if kind != DetectorKind::Pulse && calibrated(kind, cfg).is_none() {
         return Err(no_procedure(kind));
     }
     let root = args.data.unwrap_or_else(|| cfg.data.dir.clone());
@@ -538,22 +570,17 @@ pub fn tune(args: TuneArgs, cfg: &Config) -> Result<()> {
             );
             print!("{}", tuned.params.toml_block());
         }
-        DetectorKind::IsolationForest
-            if det.isolation_forest.preset == IsolationForestPreset::Streaming =>
-        {
-            let f = &det.isolation_forest;
-            let raw = tune::iforest_raw(&corpus, f)?;
+        _ if let Some(table) = calibrated(kind, cfg) => {
+            let (raw, shipped) = calibrated_raw(kind, &corpus, cfg)?;
             let tuned = tune::tune(
                 &corpus,
                 &all,
                 standard.costs,
+                &args.tune.start(CalibrationParams::default(), shipped)?,
                 &args
                     .tune
-                    .start(CalibrationParams::default(), f.calibration)?,
-                &args
-                    .tune
-                    .settings::<CalibrationParams>("isolation-forest", TuneSettings::iforest())?,
-                &tune::iforest_scorer(&raw, f.threshold),
+                    .settings::<CalibrationParams>(kind.name(), TuneSettings::calibration())?,
+                &tune::calibration_scorer(&raw),
                 &mut progress,
             )?;
             summary(
@@ -562,12 +589,7 @@ pub fn tune(args: TuneArgs, cfg: &Config) -> Result<()> {
                 tuned.start_score,
                 tuned.score,
             );
-            print!(
-                "{}",
-                tuned
-                    .params
-                    .toml_block("detector.isolation_forest.calibration")
-            );
+            print!("{}", tuned.params.toml_block(table));
         }
         other => return Err(no_procedure(other)),
     }

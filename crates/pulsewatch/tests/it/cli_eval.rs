@@ -307,7 +307,10 @@ fn tune_prints_a_config_block_that_reproduces_its_score() {
     // file, gives `eval` exactly the score tune reported, so the replay is the detector.
     for (det, table) in [
         ("pulse", "[detector.pulse]\n"),
-        ("isolation-forest", "[detector.isolation_forest.calibration]\n"),
+        (
+            "isolation-forest",
+            "[detector.isolation_forest.calibration]\n",
+        ),
     ] {
         let o = bin(&tmp.path().join("logs"))
             .args(["tune", "--budget", "4", "--seed", "2", "--detector", det])
@@ -338,7 +341,10 @@ fn tune_prints_a_config_block_that_reproduces_its_score() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let v: Value = serde_json::from_slice(&o.stdout).expect("json");
         let got = v["profiles"][0]["normalized"].as_f64().expect("score");
-        assert!((got - tuned).abs() < 5e-4, "{det}: eval {got} vs tune {tuned}");
+        assert!(
+            (got - tuned).abs() < 5e-4,
+            "{det}: eval {got} vs tune {tuned}"
+        );
     }
     // Detectors without a procedure say so.
     bin(&tmp.path().join("logs"))
@@ -347,6 +353,6 @@ fn tune_prints_a_config_block_that_reproduces_its_score() {
         .assert()
         .failure()
         .stderr(predicate::str::contains(
-            "only pulse and the streaming isolation-forest have a tuning procedure",
+            "only pulse, the streaming isolation-forest and lstm-ae have a tuning procedure",
         ));
 }
