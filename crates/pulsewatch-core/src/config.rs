@@ -722,7 +722,10 @@ impl Default for LstmAeConfig {
             train: 750,
             seed: 42,
             calibrate: true,
-            calibration: crate::detect::calibrate::CalibrationParams::default(),
+            calibration: crate::detect::calibrate::CalibrationParams {
+                memory: 220.0,
+                ..crate::detect::calibrate::CalibrationParams::default()
+            },
         }
     }
 }

@@ -153,6 +153,61 @@ impl Calibrator {
         }
     }
 
+    /// The learned state as words (f64s as IEEE-754 bit patterns), for a detector's saved
+    /// model: the histogram, its total and next weight, the points seen, the rest counter and
+    /// the recent raw scores.
+    pub fn to_words(&self) -> Vec<u64> {
+        let mut w: Vec<u64> = self.tree.iter().map(|x| x.to_bits()).collect();
+        w.push(self.total.to_bits());
+        w.push(self.weight.to_bits());
+        w.push(self.n as u64);
+        w.push(self.since_alarm.map_or(u64::MAX, |k| k as u64));
+        w.push(self.recent.len() as u64);
+        w.extend(self.recent.iter().map(|x| x.to_bits()));
+        w
+    }
+
+    /// Restores [`Calibrator::to_words`]' state into a layer that has seen nothing yet (one that
+    /// has keeps its own, as the detectors keep their own recent values); the constants stay
+    /// this layer's. Errors say what is wrong and leave the layer as it was.
+    pub fn restore(&mut self, words: &[u64]) -> Result<(), String> {
+        if self.n > 0 {
+            return Ok(());
+        }
+        let f = |b: u64| f64::from_bits(b);
+        let fixed = BINS + 1 + 5;
+        if words.len() < fixed {
+            return Err(format!("calibration state has {} words", words.len()));
+        }
+        let tree: Vec<f64> = words[..=BINS].iter().map(|&b| f(b)).collect();
+        let (total, weight) = (f(words[BINS + 1]), f(words[BINS + 2]));
+        let n = words[BINS + 3] as usize;
+        let since = words[BINS + 4];
+        let k = words[BINS + 5] as usize;
+        let recent: Vec<f64> = words[fixed..].iter().map(|&b| f(b)).collect();
+        if tree.iter().any(|x| !x.is_finite() || *x < 0.0)
+            || !(total.is_finite() && total >= 0.0)
+            || !(weight.is_finite() && weight > 0.0)
+        {
+            return Err("calibration histogram is not finite and non-negative".into());
+        }
+        if recent.len() != k || k > self.p.smooth.max(1) || recent.iter().any(|x| !x.is_finite()) {
+            return Err(format!(
+                "calibration state holds {} recent scores for smooth {}",
+                recent.len(),
+                self.p.smooth
+            ));
+        }
+        self.tree = tree;
+        self.total = total;
+        self.weight = weight;
+        self.n = n;
+        self.since_alarm = (since != u64::MAX).then_some(since as usize);
+        self.sum = recent.iter().sum();
+        self.recent = recent.into();
+        Ok(())
+    }
+
     /// Whether the layer is still in its learning-only warm-up.
     pub fn warming_up(&self) -> bool {
         self.n < self.p.warmup
@@ -279,6 +334,36 @@ mod tests {
             let top = c.update(base + spread + 0.05);
             assert!((top - 1.0).abs() < 1e-9, "{base}: {top}");
         }
+    }
+
+    #[test]
+    fn a_restored_layer_continues_exactly_and_bad_states_are_refused() {
+        let p = CalibrationParams {
+            smooth: 3,
+            ..CalibrationParams::default()
+        };
+        let mut a = Calibrator::new(p);
+        for i in 0..700 {
+            a.update(noise(i));
+        }
+        let words = a.to_words();
+        let mut b = Calibrator::new(p);
+        b.restore(&words).expect("restores");
+        for i in 700..900 {
+            assert_eq!(a.update(noise(i)).to_bits(), b.update(noise(i)).to_bits());
+        }
+        // A layer that has seen points keeps its own state.
+        let mut c = Calibrator::new(p);
+        c.update(0.5);
+        c.restore(&words).expect("ignored");
+        assert_eq!(c.n, 1);
+        let mut bad = words.clone();
+        bad[3] = f64::NAN.to_bits();
+        assert!(Calibrator::new(p).restore(&bad).is_err());
+        assert!(Calibrator::new(p).restore(&words[..10]).is_err());
+        let mut long = words.clone();
+        long.push(0);
+        assert!(Calibrator::new(p).restore(&long).is_err());
     }
 
     #[test]

@@ -35,16 +35,27 @@
 //! thresholds, seed 42) the classic choice scores 6.4 / 4.8 / 7.1 and this one 15.5 / 10.5 /
 //! 17.8; over seeds 42, 1, 2, 3 and 7 the standard score is 5.5–8.0 against 15.3–22.3.
 //!
-//! # Score mapping
+//! # Score mapping (seed preset)
 //! `threshold` is an isolation score. The detector's output maps it to 0.5, piecewise linearly and
 //! order-preserving: `[0, threshold] → [0, 0.5]` and `[threshold, 1] → [0.5, 1]`. A raw score
 //! of exactly 0.5 (the "no structure" value) therefore reads below 0.5 with the default 0.6.
 //!
+//! # Presets and calibration
+//! `preset = "streaming"` (the default) refits every `refit_every` points on the latest `train`
+//! values, fits first as soon as one sub-sample of windows exists (`window + sample_size − 1`
+//! values), and passes the isolation score through the per-series calibration layer
+//! ([`super::calibrate`]): the output is the score's rarity among the series' own recent scores,
+//! with `calibration.alarm` mapped to 0.5, so one threshold serves calm and noisy series alike.
+//! No opinion (no model, the layer's warm-up) reads 0. `preset = "seed"` is the replaced
+//! system's configuration: fitted once on the first 750 values, the raw isolation score mapped
+//! with `threshold` (the "Score mapping" below), 0.5 before the fit. [`raw_scores`] gives the
+//! isolation scores alone, so a search over the calibration's constants fits the forests once.
+//!
 //! # Streaming, causality and training
-//! `update` keeps the last `max(train, window)` values. Until a model exists it returns 0.5 (the
-//! "no opinion" score, never a detection) and, once `train` points have been seen, fits on exactly
-//! those points; the point that completes the training set still scores 0.5 and scoring starts
-//! with the next point. `train` is raised to at least `window + MIN_WINDOWS - 1` so the forest sees
+//! `update` keeps the last `max(train, window)` values. Until a model exists it returns no
+//! opinion (0.5 for the seed preset, never a detection) and, once the first-fit count of points
+//! has been seen, fits on those points; the point that completes the training set still scores
+//! no opinion and scoring starts with the next point. `train` is raised to at least `window + MIN_WINDOWS - 1` so the forest sees
 //! at least [`MIN_WINDOWS`] (16) windows. With `refit_every > 0` the forest is refitted on the
 //! latest `train` values every `refit_every` scored points, after scoring the point that triggers
 //! it. Every fit uses the configured `seed`, so a model is a function of (seed, training values).
@@ -62,8 +73,9 @@
 //!
 //! # Persistence
 //! `save_state` writes JSON: a format tag and version, the parameters (window, feature count,
-//! ψ, trees, seed, train), the training normalisation, the trees as flat arrays and the recent
-//! values with the refit counter. Every `f64` is stored as its IEEE-754 bit pattern (a `u64`), so a
+//! ψ, trees, seed, train), the training normalisation, the trees as flat arrays, the recent
+//! values with the refit counter and (streaming preset) the calibration layer's state, which a
+//! detector that has not scored yet restores. Every `f64` is stored as its IEEE-754 bit pattern (a `u64`), so a
 //! round trip is exact whatever the JSON float parser does. `load_state` rejects with
 //! [`FitError::BadState`] anything unparseable, a different format or version, a different window
 //! or feature count, a bad normalisation, non-finite values, and any node layout that is not
@@ -754,6 +766,7 @@ impl Trainable for IsolationForest {
             split: Vec::new(),
             recent: self.recent.iter().map(|v| v.to_bits()).collect(),
             since_fit: self.since_fit,
+            calibration: self.calibrator.as_ref().map(Calibrator::to_words),
         };
         for (n, &size) in f.nodes.iter().zip(&f.sizes) {
             if n.feature == LEAF {
@@ -773,6 +786,12 @@ impl Trainable for IsolationForest {
             serde_json::from_slice(bytes).map_err(|e| FitError::BadState(e.to_string()))?;
         let (forest, recent) = state.validate(self.window, self.dim())?;
         let since_fit = state.since_fit;
+        // Checked before anything changes; a detector that has scored keeps its own.
+        if let (Some(c), Some(words)) = (&self.calibrator, &state.calibration) {
+            let mut probe = c.clone();
+            probe.restore(words).map_err(FitError::BadState)?;
+            self.calibrator = Some(probe);
+        }
         self.forest = Some(forest);
         self.reference = None;
         self.since_fit = if self.adopt_recent(&recent) {
@@ -818,6 +837,9 @@ struct State {
     split: Vec<u64>,
     recent: Vec<u64>,
     since_fit: usize,
+    /// The calibration layer's state (streaming preset; absent in older states).
+    #[serde(default)]
+    calibration: Option<Vec<u64>>,
 }
 
 impl State {

@@ -26,7 +26,10 @@
 //! diverged or failed (`Failed`) fit leaves the previous model, or the unfitted state, in place.
 //!
 //! # Scoring
-//! A point's error `e` is the squared reconstruction error of the newest standardised value of the
+//! The output is the raw score below, calibrated per series by [`super::calibrate`] (the rarity
+//! of the raw score among the series' recent ones, `alarm` mapped to 0.5; 0 while training and
+//! during the layer's warm-up) unless `calibrate = false`, when it is the raw score itself (0.5
+//! while training). A point's error `e` is the squared reconstruction error of the newest standardised value of the
 //! window ending at it (the decoder's last output). It is mapped to `e / (e + threshold)`:
 //! monotone, in [0, 1), exactly 0.5 at `threshold`; a non-finite error scores 1. (The MSE over the
 //! whole window was measured too: it smears one odd point over `sequence` scores and scored 0.0 /
@@ -50,8 +53,10 @@
 //! fewer than `sequence` points the score is 0.5.
 //!
 //! # Persistence
-//! `save_state` writes a little-endian binary: magic, format version, `sequence`, `hidden`, mean,
-//! std, the weights, the ring buffer and an FNV-1a checksum (51.7 KB for the defaults).
+//! `save_state` writes a little-endian binary: magic, format version (2), `sequence`, `hidden`,
+//! mean, std, the weights, the ring buffer, the calibration layer's state (version 2; 4.2 KB) and
+//! an FNV-1a checksum (56 KB for the defaults). Version 1 states (no calibration) still load; a
+//! restored calibration continues where it was saved, unless the detector has scored already.
 //! `load_state` rejects, with `FitError::BadState` and without touching the detector, a bad
 //! magic, version, checksum or length, non-finite numbers, and a `sequence` or `hidden` other
 //! than this detector's. `threshold` is not stored: the current config's is used.
@@ -79,7 +84,7 @@ const MIN_STD: f64 = 1e-6;
 const Z_CLAMP: f64 = 1e4;
 /// Persisted state: magic bytes and format version.
 const MAGIC: &[u8; 8] = b"PWLSTMAE";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// The config with every knob made usable (no zero sizes, positive rates).
 #[derive(Debug, Clone)]
@@ -806,13 +811,30 @@ impl Trainable for LstmAe {
             b.extend_from_slice(&ts.to_le_bytes());
             b.extend_from_slice(&v.to_le_bytes());
         }
+        let cal = self
+            .calibrator
+            .as_ref()
+            .map(Calibrator::to_words)
+            .unwrap_or_default();
+        b.extend_from_slice(&(cal.len() as u64).to_le_bytes());
+        for w in &cal {
+            b.extend_from_slice(&w.to_le_bytes());
+        }
         let sum = fnv1a(&b);
         b.extend_from_slice(&sum.to_le_bytes());
         Some(b)
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), FitError> {
-        let (model, recent) = decode_state(bytes, &self.p).map_err(FitError::BadState)?;
+        let (model, recent, cal) = decode_state(bytes, &self.p).map_err(FitError::BadState)?;
+        // Checked before anything changes; a detector that has scored keeps its own.
+        if let Some(c) = &self.calibrator
+            && !cal.is_empty()
+        {
+            let mut probe = c.clone();
+            probe.restore(&cal).map_err(FitError::BadState)?;
+            self.calibrator = Some(probe);
+        }
         self.install(model);
         self.adopt_recent(&recent);
         Ok(())
@@ -855,7 +877,8 @@ impl Reader<'_> {
     }
 }
 
-type DecodedState = (Model, Vec<(i64, f64)>);
+/// The model, the ring buffer and the calibration layer's words (empty: none saved).
+type DecodedState = (Model, Vec<(i64, f64)>, Vec<u64>);
 
 fn decode_state(bytes: &[u8], p: &Params) -> Result<DecodedState, String> {
     if bytes.len() < MAGIC.len() + 4 + 8 || &bytes[..MAGIC.len()] != MAGIC {
@@ -869,8 +892,8 @@ fn decode_state(bytes: &[u8], p: &Params) -> Result<DecodedState, String> {
     }
     let mut r = Reader(&body[MAGIC.len()..]);
     let version = u32::from_le_bytes(r.take::<4>()?);
-    if version != VERSION {
-        return Err(format!("format version {version}, expected {VERSION}"));
+    if version != VERSION && version != 1 {
+        return Err(format!("format version {version}, expected 1 or {VERSION}"));
     }
     let sequence = r.u64()?;
     let hidden = r.u64()?;
@@ -912,15 +935,73 @@ fn decode_state(bytes: &[u8], p: &Params) -> Result<DecodedState, String> {
         }
         recent.push((ts, v));
     }
+    // Version 2: the calibration layer's state (empty when uncalibrated).
+    let mut cal = Vec::new();
+    if version >= 2 {
+        let c = r.count(8)?;
+        cal.reserve(c);
+        for _ in 0..c {
+            cal.push(r.u64()?);
+        }
+    }
     if !r.0.is_empty() {
         return Err(format!("{} trailing bytes", r.0.len()));
     }
-    Ok((Model { mean, std, weights }, recent))
+    Ok((Model { mean, std, weights }, recent, cal))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn wave(n: usize) -> Vec<Point> {
+        (0..n)
+            .map(|t| Point {
+                timestamp: 1_600_000_000 + 60 * t as i64,
+                value: 10.0 + (t as f64 * 0.25).sin() + 0.1 * ((t * 7919) % 13) as f64,
+            })
+            .collect()
+    }
+
+    /// A calibrated model's state carries its calibration: the restored detector's outputs
+    /// equal the original's; a version 1 state (before calibration was saved) still loads.
+    #[test]
+    fn calibrated_state_roundtrips_and_version_1_loads() {
+        let cfg = LstmAeConfig {
+            sequence: 10,
+            hidden: 4,
+            epochs: 2,
+            batch: 16,
+            train: 120,
+            calibration: crate::detect::calibrate::CalibrationParams {
+                warmup: 20,
+                ..Default::default()
+            },
+            ..LstmAeConfig::default()
+        };
+        let pts = wave(400);
+        let mut a = LstmAe::new(&cfg);
+        for &p in &pts[..300] {
+            a.update(p);
+        }
+        let state = a.save_state().expect("fitted");
+        let mut b = LstmAe::new(&cfg);
+        b.load_state(&state).expect("loads");
+        for &p in &pts[300..] {
+            assert_eq!(a.update(p).to_bits(), b.update(p).to_bits());
+        }
+        // Version 1: no calibration section.
+        let (body, _) = state.split_at(state.len() - 8);
+        let (m, _, cal) = decode_state(&state, &Params::new(&cfg)).expect("decodes");
+        assert!(!cal.is_empty() && m.std > 0.0);
+        let mut v1 = body[..body.len() - 8 * (cal.len() + 1)].to_vec();
+        v1[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&1u32.to_le_bytes());
+        let sum = fnv1a(&v1);
+        v1.extend_from_slice(&sum.to_le_bytes());
+        let mut c = LstmAe::new(&cfg);
+        c.load_state(&v1).expect("version 1 loads");
+        assert!(c.is_fitted());
+    }
 
     /// The plain-Rust forward pass used for scoring equals candle's on the same weights.
     #[test]

@@ -514,3 +514,17 @@ fn cached_raw_scores_replay_to_the_detectors_output() {
         assert_eq!(direct, replayed, "nab {nab}");
     }
 }
+
+#[test]
+fn streaming_state_carries_the_calibration() {
+    // A restored streaming detector continues exactly: forest, recent values and calibration.
+    let cfg = IsolationForestConfig::default();
+    let pts = scaled(1.0, 13);
+    let mut a = IsolationForest::new(&cfg);
+    score(&mut a, &pts[..1200]);
+    let state = a.save_state().expect("fitted");
+    let mut b = IsolationForest::new(&cfg);
+    b.load_state(&state).expect("loads");
+    assert!(!b.warming_up(), "the calibration's warm-up is restored too");
+    assert_eq!(score(&mut a, &pts[1200..]), score(&mut b, &pts[1200..]));
+}
