@@ -363,14 +363,16 @@ fn run_folds(
             )?)
         }
         _ if calibrated(kind, cfg).is_some() => {
+            // Names checked before the models are fitted.
+            let settings =
+                opts.settings::<CalibrationParams>(kind.name(), TuneSettings::calibration())?;
             let (raw, shipped) = calibrated_raw(kind, corpus, cfg)?;
             progress("fitted the models once; tuning replays the calibration".into());
             let score = tune::calibration_scorer(&raw);
             let candidate = Candidate::Tuned {
                 start: opts.start(CalibrationParams::default(), shipped)?,
                 shipped,
-                settings: opts
-                    .settings::<CalibrationParams>(kind.name(), TuneSettings::calibration())?,
+                settings,
                 score: &score,
             };
             Ok(tune::cross_validate(
@@ -571,15 +573,16 @@ pub fn tune(args: TuneArgs, cfg: &Config) -> Result<()> {
             print!("{}", tuned.params.toml_block());
         }
         _ if let Some(table) = calibrated(kind, cfg) => {
+            let settings = args
+                .tune
+                .settings::<CalibrationParams>(kind.name(), TuneSettings::calibration())?;
             let (raw, shipped) = calibrated_raw(kind, &corpus, cfg)?;
             let tuned = tune::tune(
                 &corpus,
                 &all,
                 standard.costs,
                 &args.tune.start(CalibrationParams::default(), shipped)?,
-                &args
-                    .tune
-                    .settings::<CalibrationParams>(kind.name(), TuneSettings::calibration())?,
+                &settings,
                 &tune::calibration_scorer(&raw),
                 &mut progress,
             )?;

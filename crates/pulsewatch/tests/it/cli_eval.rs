@@ -294,6 +294,32 @@ fn eval_folds_prints_in_sample_beside_held_out_and_tunes_on_training_folds_only(
         .stdout(predicate::str::contains("in-sample"))
         .stdout(predicate::str::contains("held-out"))
         .stdout(predicate::str::contains("has no tuning procedure"));
+    // The streaming Isolation Forest's procedure tunes its calibration per fold; its names are
+    // checked against the calibration's constants.
+    let o = bin(&tmp.path().join("logs"))
+        .args(["eval", "--json", "--folds", "3", "--budget", "2"])
+        .args(["--detector", "isolation-forest", "--data"])
+        .arg(&root)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["tuned"], true);
+    for f in v["per_fold"].as_array().expect("folds") {
+        assert!(
+            f["params"]["memory"].as_f64().is_some_and(|m| m > 0.0),
+            "{f}"
+        );
+    }
+    bin(&tmp.path().join("logs"))
+        .args(["eval", "--folds", "3", "--only", "reach"])
+        .args(["--detector", "isolation-forest", "--data"])
+        .arg(&root)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "--only \"reach\": not one of isolation-forest's constants (alarm, memory, rest, smooth, warmup, or all)",
+        ));
 }
 
 #[test]
