@@ -691,7 +691,7 @@ pub struct LstmAeConfig {
     pub sequence: usize,
     /// Hidden size of the encoder and decoder LSTMs.
     pub hidden: usize,
-    /// Training epochs.
+    /// Most training epochs (training stops earlier on the held-back windows).
     pub epochs: usize,
     /// AdamW learning rate.
     pub learning_rate: f64,
@@ -715,7 +715,7 @@ impl Default for LstmAeConfig {
         LstmAeConfig {
             sequence: 50,
             hidden: 32,
-            epochs: 10,
+            epochs: 30,
             learning_rate: 0.01,
             batch: 64,
             threshold: 0.025,

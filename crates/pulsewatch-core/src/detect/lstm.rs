@@ -15,7 +15,11 @@
 //! into every window of length `sequence` (stride 1: 701 windows for the defaults). The network is
 //! trained with candle's autodiff: MSE between reconstruction and window over all steps, AdamW
 //! (`learning_rate`; candle's other defaults, weight decay 0.01), mini-batches of `batch` windows
-//! in an order reshuffled every epoch, `epochs` epochs. Initial weights and shuffles come from our
+//! in an order reshuffled every epoch, at most `epochs` epochs. **Early stopping:** with 50
+//! windows or more, the latest tenth of them is held back; after each epoch their loss is
+//! computed with the plain-Rust forward pass, the best weights so far are kept, an epoch that
+//! does not lower it by 0.1 % halves the learning rate, and three such epochs in a row stop
+//! training (the progress then jumps to done). The model is the best weights seen. Initial weights and shuffles come from our
 //! own SplitMix64 seeded with `seed`, since candle's CPU RNG cannot be seeded: every weight and
 //! bias uniform in ±1/√hidden, as PyTorch initialises. Candle's CPU kernels reduce in a fixed
 //! order (our matrices are far below gemm's threading threshold), so a seed and a series give
@@ -512,6 +516,13 @@ fn train(p: &Params, values: &[f64], ctl: &mut FitControl<'_>) -> Result<Model, 
     let standard = |v: f64| ((v - mean) / std).clamp(-Z_CLAMP, Z_CLAMP) as f32;
     let z: Vec<f32> = values.iter().map(|&v| standard(v)).collect();
     let windows = z.len() - s + 1;
+    // The latest tenth of the windows is held back to stop on (none for tiny histories).
+    let held = if windows >= MIN_WINDOWS_TO_HOLD {
+        windows / 10
+    } else {
+        0
+    };
+    let fitted = windows - held;
     let dev = Device::Cpu;
     let net = Net::new(p.hidden, p.seed, &dev).map_err(failed)?;
     let params = ParamsAdamW {
@@ -521,7 +532,7 @@ fn train(p: &Params, values: &[f64], ctl: &mut FitControl<'_>) -> Result<Model, 
     let all: Vec<Var> = net.vars.iter().map(|(_, v)| v.clone()).collect();
     let mut opt = AdamW::new(all, params).map_err(failed)?;
     let mut rng = SplitMix64(p.seed ^ 0x5EED_5EED_5EED_5EED);
-    let mut order: Vec<usize> = (0..windows).collect();
+    let mut order: Vec<usize> = (0..fitted).collect();
     let mut buf = Vec::with_capacity(p.batch.min(windows) * s);
     tracing::info!(
         points = values.len(),
@@ -531,6 +542,10 @@ fn train(p: &Params, values: &[f64], ctl: &mut FitControl<'_>) -> Result<Model, 
         epochs = p.epochs,
         "lstm-ae fit started"
     );
+    let mut lr = p.learning_rate;
+    let mut best: Option<(f64, Weights)> = None;
+    let mut stale = 0;
+    let mut scratch = Scratch::default();
     for epoch in 1..=p.epochs {
         for i in (1..order.len()).rev() {
             let j = rng.below(i + 1);
@@ -556,14 +571,39 @@ fn train(p: &Params, values: &[f64], ctl: &mut FitControl<'_>) -> Result<Model, 
                 "training diverged (loss {loss}) in epoch {epoch}"
             )));
         }
+        // Early stopping on the held-back windows: keep the best weights; halve the learning
+        // rate after an epoch without improvement, stop after PATIENCE of them.
+        let mut stop = false;
+        let mut held_loss = None;
+        if held > 0 {
+            let w = net.weights(p.hidden).map_err(failed)?;
+            let v = window_loss(&w, &z[fitted..], s, &mut scratch);
+            held_loss = Some(v);
+            if best.as_ref().is_none_or(|(b, _)| v < *b * (1.0 - MIN_GAIN)) {
+                best = Some((v, w));
+                stale = 0;
+            } else {
+                stale += 1;
+                lr *= 0.5;
+                opt.set_learning_rate(lr);
+                stop = stale >= PATIENCE;
+            }
+        }
         (ctl.progress)(FitProgress {
-            done: epoch,
+            done: if stop { p.epochs } else { epoch },
             total: p.epochs,
             loss: Some(loss),
         });
-        tracing::info!(epoch, epochs = p.epochs, loss, "lstm-ae epoch");
+        tracing::info!(epoch, epochs = p.epochs, loss, held_loss, "lstm-ae epoch");
+        if stop {
+            tracing::info!(epoch, "lstm-ae fit stopped early");
+            break;
+        }
     }
-    let weights = net.weights(p.hidden).map_err(failed)?;
+    let weights = match best {
+        Some((_, w)) => w,
+        None => net.weights(p.hidden).map_err(failed)?,
+    };
     tracing::info!(elapsed = ?t0.elapsed(), "lstm-ae fit done");
     Ok(Model { mean, std, weights })
 }
@@ -578,6 +618,30 @@ pub fn raw_scores(cfg: &LstmAeConfig, timestamps: &[i64], values: &[f64]) -> Vec
         .zip(values)
         .map(|(&timestamp, &value)| d.step(Point { timestamp, value }).unwrap_or(f64::NAN))
         .collect()
+}
+
+/// Epochs without improvement on the held-back windows before training stops.
+const PATIENCE: usize = 3;
+/// Relative fall of the held-back loss that counts as an improvement.
+const MIN_GAIN: f64 = 1e-3;
+/// Fewest windows for which a tenth is held back to stop on.
+const MIN_WINDOWS_TO_HOLD: usize = 50;
+
+/// Mean squared reconstruction error over every window of `z` (what training minimises).
+fn window_loss(w: &Weights, z: &[f32], s: usize, scratch: &mut Scratch) -> f64 {
+    let n = z.len().saturating_sub(s) + 1;
+    let mut sum = 0.0f64;
+    for k in 0..n {
+        let win = &z[k..k + s];
+        w.reconstruct(win, scratch);
+        sum += win
+            .iter()
+            .zip(&scratch.recon)
+            .map(|(&a, &b)| f64::from(b - a).powi(2))
+            .sum::<f64>()
+            / s as f64;
+    }
+    sum / n.max(1) as f64
 }
 
 /// LSTM autoencoder detector; see the module docs.

@@ -310,3 +310,27 @@ fn calibrated_output_flags_a_spike_and_replays_from_cached_raw_scores() {
         nab_out
     );
 }
+
+#[test]
+fn training_stops_early_on_the_held_back_windows_and_keeps_the_best() {
+    // Far more epochs than a small sine needs: the held-back tenth stops it, the progress bar
+    // still ends full, and the model kept reconstructs the sine (median raw score well below
+    // the 0.5 of an error at the threshold).
+    let cfg = LstmAeConfig {
+        epochs: 300,
+        ..small()
+    };
+    let mut det = LstmAe::new(&cfg);
+    let pts = sine(400, 4);
+    let seen = fit(&mut det, &pts[..300]).expect("fit");
+    assert!(seen.len() < 300, "ran all {} epochs", seen.len());
+    let last = seen.last().expect("progress");
+    assert_eq!((last.done, last.total), (300, 300));
+    let mut out = feed(&mut det, &pts[300..]);
+    out.sort_by(f64::total_cmp);
+    assert!(
+        out[out.len() / 2] < 0.25,
+        "median raw score {}",
+        out[out.len() / 2]
+    );
+}
