@@ -709,6 +709,12 @@ pub struct LstmAeConfig {
     pub calibrate: bool,
     /// The per-series calibration of the raw score.
     pub calibration: crate::detect::calibrate::CalibrationParams,
+    /// Multivariate mode: one model over every series of one `instance` (the host source's
+    /// series form one group; PromQL series group by their `instance` label), scoring the
+    /// group's joint reconstruction. Series without an instance (NAB) stay univariate.
+    /// (Not serialised when off, so univariate models keep their fingerprint.)
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub multivariate: bool,
 }
 impl Default for LstmAeConfig {
     fn default() -> Self {
@@ -726,6 +732,7 @@ impl Default for LstmAeConfig {
                 memory: 220.0,
                 ..crate::detect::calibrate::CalibrationParams::default()
             },
+            multivariate: false,
         }
     }
 }

@@ -141,7 +141,15 @@ pub struct SeriesInfo {
     /// NAB category, PromQL query name, or `host`.
     pub category: String,
     pub source: SourceKind,
+    /// The machine the series belongs to: a PromQL series' `instance` label, the host source's
+    /// [`HOST_INSTANCE`]; none for NAB. Series of one instance form a group in the LSTM
+    /// autoencoder's multivariate mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
+
+/// The instance of every series the host source reads.
+pub const HOST_INSTANCE: &str = "localhost";
 
 /// The detectors this build knows, by their CLI / config name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -366,6 +366,7 @@ mod tests {
             name: "b".into(),
             category: "a".into(),
             source: SourceKind::Nab,
+            instance: None,
         }
     }
 

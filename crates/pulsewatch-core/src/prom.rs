@@ -193,6 +193,7 @@ pub fn parse_query_range(
                     id,
                     category: q.name.clone(),
                     source: SourceKind::Prometheus,
+                    instance: labels.get("instance").cloned(),
                 },
                 points,
             }

@@ -105,6 +105,7 @@ fn bench_fleet(c: &mut Criterion) {
             name: id,
             category: "synth".into(),
             source: SourceKind::Prometheus,
+            instance: None,
         };
         core.ingest(info, &pts, false);
     }

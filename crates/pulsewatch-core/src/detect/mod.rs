@@ -7,6 +7,7 @@
 
 pub mod calibrate;
 mod gaussian;
+pub mod group;
 pub mod iforest;
 #[cfg(feature = "lstm")]
 pub mod lstm;
@@ -16,7 +17,7 @@ pub mod spikes;
 pub use gaussian::WindowedGaussian;
 
 use crate::config::DetectorConfig;
-pub use crate::domain::{DetectorKind, Point};
+pub use crate::domain::{DetectorKind, Point, SeriesInfo};
 pub use crate::events::Reason;
 use crate::store::fingerprint;
 
@@ -118,6 +119,17 @@ impl DetectorKind {
             DetectorKind::LstmAe => Box::new(lstm::LstmAe::new(&cfg.lstm_ae).for_nab()),
             other => other.build(cfg),
         }
+    }
+
+    /// The multivariate group `info` is scored in (its instance), when this detector runs in
+    /// multivariate mode (`lstm-ae` with `multivariate = true`); `None` otherwise.
+    pub fn group_key<'a>(self, cfg: &DetectorConfig, info: &'a SeriesInfo) -> Option<&'a str> {
+        #[cfg(feature = "lstm")]
+        if self == DetectorKind::LstmAe && cfg.lstm_ae.multivariate {
+            return info.instance.as_deref();
+        }
+        let _ = (cfg, info);
+        None
     }
 
     /// A fresh detector for one series.

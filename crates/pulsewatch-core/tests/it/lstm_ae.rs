@@ -334,3 +334,161 @@ fn training_stops_early_on_the_held_back_windows_and_keeps_the_best() {
         out[out.len() / 2]
     );
 }
+
+// ---- Multivariate mode -------------------------------------------------------------------
+
+mod joint {
+    use super::*;
+    use pulsewatch_core::detect::lstm::joint::JointLstmAe;
+
+    /// The group's config: calibrated as shipped, sized for a quick debug-profile test.
+    fn cfg() -> LstmAeConfig {
+        LstmAeConfig {
+            sequence: 20,
+            hidden: 16,
+            epochs: 30,
+            batch: 16,
+            train: 400,
+            ..LstmAeConfig::default()
+        }
+    }
+
+    /// A smooth quasi-periodic load (three incommensurate sines) at row `t`.
+    fn load(t: f64) -> f64 {
+        (t / 6.0).sin() + 0.6 * (t / 14.3).sin() + 0.4 * (t / 3.7 + 1.0).sin()
+    }
+
+    /// Where the relation breaks, and the rows in which an alarm counts as catching it (80
+    /// rows, of the order of a NAB window; the univariate detector's own calibrated output has
+    /// an occasional record-driven alarm, which lands elsewhere on this stream).
+    const BREAK: usize = 560;
+    pub const ANOMALY: std::ops::Range<usize> = BREAK..BREAK + 80;
+
+    /// Rows of (cpu, memory, latency): memory and latency follow the load that cpu is. From
+    /// `BREAK` latency stops following: it drifts smoothly (over 40 rows) 13 rows behind
+    /// the load and stays there, so each member alone looks as usual (the same curve, in range,
+    /// without a jump) while the relation breaks.
+    pub fn group(n: usize, seed: u64) -> Vec<[f64; 3]> {
+        let mut rng = Lcg(seed);
+        let smooth = |u: f64| {
+            let u = u.clamp(0.0, 1.0);
+            u * u * (3.0 - 2.0 * u)
+        };
+        (0..n)
+            .map(|t| {
+                let x = t as f64;
+                let into = t.saturating_sub(BREAK) as f64;
+                let lag = 13.0 * smooth(into / 40.0);
+                let cpu = load(x) + 0.05 * rng.next();
+                let memory = 0.6 * load(x) + 0.5 * (x / 40.0).sin() + 0.05 * rng.next();
+                let latency = 2.0 * load(x - lag) + 1.0 + 0.05 * rng.next();
+                [cpu, memory, latency]
+            })
+            .collect()
+    }
+
+    fn names() -> Vec<String> {
+        ["cpu", "memory", "latency"].map(String::from).to_vec()
+    }
+
+    /// The planted break is caught by the group's model and named (latency), and missed by the
+    /// univariate detector on every member; the group's model does not alarm before it.
+    #[test]
+    fn a_joint_anomaly_no_member_shows_is_caught_in_multivariate_mode_only() {
+        let rows = group(700, 11);
+        let mut joint = JointLstmAe::new(&cfg(), names());
+        let mut culprit = None;
+        let mut scores = Vec::with_capacity(rows.len());
+        for (t, r) in rows.iter().enumerate() {
+            let s = joint.update(r);
+            if ANOMALY.contains(&t) && s >= 0.5 && culprit.is_none() {
+                culprit = joint.worst().map(|(n, _)| n.to_string());
+                let reason = joint.explain().expect("a reason");
+                assert!(reason.text.contains("latency"), "{}", reason.text);
+            }
+            scores.push(s);
+        }
+        let inside = ANOMALY.map(|t| scores[t]).fold(0.0, f64::max);
+        let before = scores[..BREAK].iter().copied().fold(0.0, f64::max);
+        let first = ANOMALY.clone().find(|&t| scores[t] >= 0.5);
+        eprintln!(
+            "multivariate: max {inside:.3} after the break (first alarm at row {first:?}), {before:.3} before"
+        );
+        assert!(inside >= 0.5, "multivariate missed it: max {inside:.3}");
+        assert_eq!(culprit.as_deref(), Some("latency"));
+        assert!(before < 0.5, "multivariate false alarm: max {before:.3}");
+        for (c, name) in names().iter().enumerate() {
+            let mut solo = LstmAe::new(&cfg());
+            let s: Vec<f64> = rows
+                .iter()
+                .enumerate()
+                .map(|(t, r)| {
+                    solo.update(Point {
+                        timestamp: 1_600_000_000 + 60 * t as i64,
+                        value: r[c],
+                    })
+                })
+                .collect();
+            let inside = ANOMALY.map(|t| s[t]).fold(0.0, f64::max);
+            eprintln!("univariate {name}: max {inside:.3} after the break");
+            assert!(inside < 0.5, "univariate {name} caught it: max {inside:.3}");
+        }
+    }
+
+    /// A row's score depends on that row and earlier ones only; training is deterministic.
+    #[test]
+    fn joint_scores_are_causal_and_deterministic() {
+        // Raw scores (the calibration's warm-up would hold them at 0 here).
+        let c = LstmAeConfig {
+            epochs: 3,
+            train: 200,
+            calibrate: false,
+            ..cfg()
+        };
+        let rows = group(320, 12);
+        let run = |rows: &[[f64; 3]]| {
+            let mut d = JointLstmAe::new(&c, names());
+            rows.iter().map(|r| d.update(r)).collect::<Vec<f64>>()
+        };
+        let full = run(&rows);
+        for cut in [199, 200, 201, 260] {
+            let mut changed = rows.clone();
+            for r in &mut changed[cut..] {
+                *r = [9.0, -9.0, 40.0];
+            }
+            assert_eq!(run(&changed)[..cut], full[..cut], "cut at {cut}");
+        }
+        assert!(full[250..].iter().any(|&s| s != full[250]));
+    }
+
+    /// An explicit fit reports every epoch and honours cancellation, keeping the previous model.
+    #[test]
+    fn joint_fit_reports_progress_and_cancels() {
+        let c = LstmAeConfig { epochs: 3, ..cfg() };
+        let flat: Vec<f64> = group(300, 13).into_iter().flatten().collect();
+        let mut d = JointLstmAe::new(&c, names());
+        let cancel = AtomicBool::new(false);
+        let mut seen = Vec::new();
+        let mut progress = |p: FitProgress| seen.push(p);
+        let mut ctl = FitControl {
+            cancel: &cancel,
+            progress: &mut progress,
+        };
+        d.fit(&flat, &mut ctl).expect("fit");
+        assert_eq!(seen.last().map(|p| (p.done, p.total)), Some((3, 3)));
+        assert!(seen.iter().all(|p| p.loss.is_some_and(f64::is_finite)));
+        assert!(d.is_fitted());
+        let cancel = AtomicBool::new(true);
+        let mut progress = |_: FitProgress| {};
+        let mut ctl = FitControl {
+            cancel: &cancel,
+            progress: &mut progress,
+        };
+        let mut fresh = JointLstmAe::new(&c, names());
+        assert!(matches!(
+            fresh.fit(&flat, &mut ctl),
+            Err(FitError::Cancelled)
+        ));
+        assert!(!fresh.is_fitted());
+    }
+}

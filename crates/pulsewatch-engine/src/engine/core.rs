@@ -12,6 +12,7 @@ use super::history::History;
 use super::state::{ScoredPoint, SeriesView, Snapshot, TrainState};
 use crate::sources::source::{SeriesInfo, SourceEvent, SourceKind, SourceStatus};
 use pulsewatch_core::config::DetectorConfig;
+use pulsewatch_core::detect::group::Groups;
 use pulsewatch_core::detect::{Detector, DetectorKind, Point};
 use pulsewatch_core::forecast::SeriesForecast;
 use pulsewatch_core::store::{LoadOutcome, ModelStore};
@@ -161,6 +162,8 @@ pub struct Core {
     pub events_warning: Option<String>,
     /// The latest restored event of each series not seen yet (taken when it appears).
     restored: std::collections::HashMap<String, Arc<AnomalyEvent>>,
+    /// Multivariate groups by instance (used in the LSTM autoencoder's multivariate mode).
+    groups: Groups,
 }
 
 /// The forecast band of a series at `ts`, when its forecast covers it.
@@ -185,6 +188,7 @@ impl Core {
             events_dirty: false,
             events_warning: None,
             restored: std::collections::HashMap::new(),
+            groups: Groups::new(&settings.detector_cfg.lstm_ae),
             settings,
         }
     }
@@ -256,8 +260,19 @@ impl Core {
     }
 
     /// A fresh detector for a series, restored from the model store when a saved model fits.
-    pub fn new_detector(&self, id: &str) -> (Box<dyn Detector>, Option<String>) {
+    /// A series of an instance in multivariate mode gets a handle onto its group's model
+    /// (never restored or saved: the group fits itself on its first rows).
+    pub fn new_detector(&mut self, info: &SeriesInfo) -> (Box<dyn Detector>, Option<String>) {
         let kind = self.settings.detector;
+        let id = info.id.as_str();
+        if let Some(key) = kind.group_key(&self.settings.detector_cfg, info)
+            && let Some(det) = self.groups.member(key, id)
+        {
+            return (
+                det,
+                Some(format!("scored jointly with the series of instance {key}")),
+            );
+        }
         let mut det = kind.build(&self.settings.detector_cfg);
         let mut note = None;
         if let (Some(store), Some(t)) = (&self.settings.store, det.trainable()) {
@@ -320,7 +335,7 @@ impl Core {
         let id = info.id.clone();
         if !self.series.contains_key(&id) || restart {
             self.close_event(&id);
-            let (detector, note) = self.new_detector(&id);
+            let (detector, note) = self.new_detector(&info);
             if let Some(n) = note {
                 tracing::info!(target: "pulsewatch::analysis", series = %id, "{n}");
             }
@@ -511,6 +526,7 @@ mod tests {
             name: id.into(),
             category: "c".into(),
             source: SourceKind::Nab,
+            instance: None,
         }
     }
 

@@ -609,6 +609,17 @@ impl Loop {
             let Some(t) = self.core.tracked_mut(&id) else {
                 continue;
             };
+            if let Some(key) = kind.group_key(&cfg, &t.info) {
+                // A group's model is fitted on the group's own first rows, not per series.
+                t.training = Some(TrainState::Failed {
+                    error: format!(
+                        "scored jointly with instance {key}: multivariate models are not \
+                         retrained per series"
+                    ),
+                });
+                t.mark();
+                continue;
+            }
             let history = t.history();
             let mut fresh = kind.build(&cfg);
             if fresh.trainable().is_some() {

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::source::{SeriesInfo, SourceEvent, SourceKind, SourceStatus, unix_now};
 use pulsewatch_core::detect::Point;
+use pulsewatch_core::domain::HOST_INSTANCE;
 
 /// The series the host source produces, in order.
 pub const SERIES: [&str; 5] = [
@@ -28,6 +29,7 @@ pub fn info(name: &str) -> SeriesInfo {
         name: name.to_string(),
         category: "host".into(),
         source: SourceKind::Host,
+        instance: Some(HOST_INSTANCE.to_string()),
     }
 }
 

@@ -30,6 +30,7 @@ pub fn info(s: &Series) -> SeriesInfo {
         name: s.name.clone(),
         category: s.category.clone(),
         source: SourceKind::Nab,
+        instance: None,
     }
 }
 

@@ -318,6 +318,7 @@ fn info(id: &str) -> SeriesInfo {
         name: id.into(),
         category: "test".into(),
         source: SourceKind::Host,
+        instance: None,
     }
 }
 

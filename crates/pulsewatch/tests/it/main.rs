@@ -42,6 +42,7 @@ mod engine_export;
 mod fetch_nab;
 mod fleet;
 mod forecast;
+mod multivariate;
 mod pipelines;
 mod prometheus_integration;
 mod retrain;

@@ -469,6 +469,7 @@ fn fleet_snapshot() -> Arc<Snapshot> {
                         name: id,
                         category: query.into(),
                         source: SourceKind::Prometheus,
+                        instance: None,
                     },
                     &pts,
                     false,

@@ -68,6 +68,8 @@
 //! # Figures
 //! Speed, loss and NAB figures: `docs/detectors.md`.
 
+pub mod joint;
+
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -120,12 +122,14 @@ impl Params {
     }
 }
 
-/// Trained weights in the layout the plain-Rust forward pass wants. `H` = hidden, `G` = 4·H.
+/// Trained weights in the layout the plain-Rust forward pass wants. `H` = hidden, `G` = 4·H,
+/// `M` = inputs (1 for one series, the group's size in the multivariate mode).
 #[derive(Debug, Clone, PartialEq)]
-struct Weights {
+pub(super) struct Weights {
     hidden: usize,
-    /// Encoder input weights (G, in = 1).
-    enc_wih: Vec<f32>,
+    inputs: usize,
+    /// Encoder input weights transposed: (M, G).
+    enc_wih_t: Vec<f32>,
     /// Encoder recurrent weights transposed: (H, G), row j = column j of `weight_hh`.
     enc_whh_t: Vec<f32>,
     /// Encoder `bias_ih + bias_hh` (G).
@@ -136,36 +140,36 @@ struct Weights {
     dec_whh_t: Vec<f32>,
     /// Decoder `bias_ih + bias_hh` (G).
     dec_b: Vec<f32>,
-    /// Output layer (H) and bias.
+    /// Output layer (M, H) and its bias (M).
     out_w: Vec<f32>,
-    out_b: f32,
+    out_b: Vec<f32>,
 }
 
 impl Weights {
-    fn len_for(hidden: usize) -> usize {
+    fn len_for(hidden: usize, inputs: usize) -> usize {
         let g = 4 * hidden;
-        g + g * hidden + g + g * hidden + g * hidden + g + hidden + 1
+        g * inputs + g * hidden + g + g * hidden + g * hidden + g + hidden * inputs + inputs
     }
 
     fn flatten(&self) -> Vec<f32> {
-        let mut v = Vec::with_capacity(Self::len_for(self.hidden));
+        let mut v = Vec::with_capacity(Self::len_for(self.hidden, self.inputs));
         for part in [
-            &self.enc_wih,
+            &self.enc_wih_t,
             &self.enc_whh_t,
             &self.enc_b,
             &self.dec_wih_t,
             &self.dec_whh_t,
             &self.dec_b,
             &self.out_w,
+            &self.out_b,
         ] {
             v.extend_from_slice(part);
         }
-        v.push(self.out_b);
         v
     }
 
-    fn unflatten(hidden: usize, v: &[f32]) -> Option<Self> {
-        if v.len() != Self::len_for(hidden) {
+    fn unflatten(hidden: usize, inputs: usize, v: &[f32]) -> Option<Self> {
+        if v.len() != Self::len_for(hidden, inputs) {
             return None;
         }
         let g = 4 * hidden;
@@ -175,17 +179,18 @@ impl Weights {
             rest = b;
             a.to_vec()
         };
-        let enc_wih = take(g);
+        let enc_wih_t = take(g * inputs);
         let enc_whh_t = take(g * hidden);
         let enc_b = take(g);
         let dec_wih_t = take(g * hidden);
         let dec_whh_t = take(g * hidden);
         let dec_b = take(g);
-        let out_w = take(hidden);
-        let out_b = take(1)[0];
+        let out_w = take(hidden * inputs);
+        let out_b = take(inputs);
         Some(Weights {
             hidden,
-            enc_wih,
+            inputs,
+            enc_wih_t,
             enc_whh_t,
             enc_b,
             dec_wih_t,
@@ -196,17 +201,17 @@ impl Weights {
         })
     }
 
-    /// Reconstructs the standardised window `z` into `s.recon`.
+    /// Reconstructs the standardised window `z` (steps × inputs, row-major) into `s.recon`.
     fn reconstruct(&self, z: &[f32], s: &mut Scratch) {
-        let hd = self.hidden;
-        s.resize(hd, z.len());
+        let (hd, m) = (self.hidden, self.inputs);
+        let steps = z.len() / m;
+        s.resize(hd, steps * m);
         // Encoder from a zero state.
         s.h.fill(0.0);
         s.c.fill(0.0);
-        for (t, &x) in z.iter().enumerate() {
-            for ((g, &b), &w) in s.gates.iter_mut().zip(&self.enc_b).zip(&self.enc_wih) {
-                *g = b + w * x;
-            }
+        for (t, x) in z.chunks_exact(m).enumerate() {
+            s.gates.copy_from_slice(&self.enc_b);
+            add_matvec_t(&mut s.gates, &self.enc_wih_t, x);
             if t > 0 {
                 add_matvec_t(&mut s.gates, &self.enc_whh_t, &s.h);
             }
@@ -217,13 +222,20 @@ impl Weights {
         add_matvec_t(&mut s.dec_in, &self.dec_wih_t, &s.h);
         s.h.fill(0.0);
         s.c.fill(0.0);
-        for t in 0..z.len() {
+        for t in 0..steps {
             s.gates.copy_from_slice(&s.dec_in);
             if t > 0 {
                 add_matvec_t(&mut s.gates, &self.dec_whh_t, &s.h);
             }
             lstm_cell(&s.gates, &mut s.h, &mut s.c);
-            s.recon[t] = self.out_b + dot(&self.out_w, &s.h);
+            let out = &mut s.recon[t * m..(t + 1) * m];
+            for ((o, &b), w) in out
+                .iter_mut()
+                .zip(&self.out_b)
+                .zip(self.out_w.chunks_exact(hd))
+            {
+                *o = b + dot(w, &s.h);
+            }
         }
     }
 }
@@ -309,17 +321,18 @@ impl Scratch {
     }
 }
 
-/// A fitted model: standardisation and weights.
+/// A fitted model: standardisation per input and weights.
 #[derive(Debug, Clone, PartialEq)]
-struct Model {
-    mean: f64,
-    std: f64,
+pub(super) struct Model {
+    mean: Vec<f64>,
+    std: Vec<f64>,
     weights: Weights,
 }
 
 impl Model {
-    fn standardise(&self, v: f64) -> f32 {
-        ((v - self.mean) / self.std).clamp(-Z_CLAMP, Z_CLAMP) as f32
+    /// Input `c`'s value `v`, standardised.
+    fn standardise(&self, c: usize, v: f64) -> f32 {
+        ((v - self.mean[c]) / self.std[c]).clamp(-Z_CLAMP, Z_CLAMP) as f32
     }
 }
 
@@ -365,11 +378,12 @@ const VAR_NAMES: [&str; 10] = [
 ];
 
 impl Net {
-    /// A network with weights drawn uniformly in ±1/√hidden from SplitMix64(`seed`).
-    fn new(hidden: usize, seed: u64, dev: &Device) -> candle_core::Result<Self> {
+    /// A network over `inputs` series with weights drawn uniformly in ±1/√hidden from
+    /// SplitMix64(`seed`).
+    fn new(hidden: usize, inputs: usize, seed: u64, dev: &Device) -> candle_core::Result<Self> {
         let g = 4 * hidden;
         let shapes: [&[usize]; 10] = [
-            &[g, 1],
+            &[g, inputs],
             &[g, hidden],
             &[g],
             &[g],
@@ -377,8 +391,8 @@ impl Net {
             &[g, hidden],
             &[g],
             &[g],
-            &[1, hidden],
-            &[1],
+            &[inputs, hidden],
+            &[inputs],
         ];
         let bound = 1.0 / (hidden as f64).sqrt();
         let mut rng = SplitMix64(seed);
@@ -390,11 +404,12 @@ impl Net {
                 .collect();
             vars.push((name, Var::from_vec(data, shape, dev)?));
         }
-        Self::from_vars(hidden, vars, dev)
+        Self::from_vars(hidden, inputs, vars, dev)
     }
 
     fn from_vars(
         hidden: usize,
+        inputs: usize,
         vars: Vec<(&'static str, Var)>,
         dev: &Device,
     ) -> candle_core::Result<Self> {
@@ -403,11 +418,11 @@ impl Net {
             .map(|(n, v)| (n.to_string(), v.as_tensor().clone()))
             .collect();
         let vb = VarBuilder::from_tensors(map, DType::F32, dev);
-        let enc = lstm(1, hidden, LSTMConfig::default(), vb.pp("enc"))?;
+        let enc = lstm(inputs, hidden, LSTMConfig::default(), vb.pp("enc"))?;
         let dec = lstm(hidden, hidden, LSTMConfig::default(), vb.pp("dec"))?;
         let out = Linear::new(
-            vb.pp("out").get((1, hidden), "weight")?,
-            Some(vb.pp("out").get(1, "bias")?),
+            vb.pp("out").get((inputs, hidden), "weight")?,
+            Some(vb.pp("out").get(inputs, "bias")?),
         );
         Ok(Net {
             enc,
@@ -426,7 +441,7 @@ impl Net {
         v.1.as_tensor().flatten_all()?.to_vec1::<f32>()
     }
 
-    /// Reconstruction of a batch `x` (B, S, 1) as (B, S).
+    /// Reconstruction of a batch `x` (B, S, M) as (B, S, M).
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, s, _) = x.dims3()?;
         let enc = self.enc.seq(x)?;
@@ -442,23 +457,24 @@ impl Net {
             hs.push(state.h.clone());
         }
         let hs = Tensor::stack(&hs, 1)?; // (B, S, H)
-        self.out.forward(&hs)?.squeeze(2)
+        self.out.forward(&hs)
     }
 
     /// The weights in the plain-Rust inference layout.
-    fn weights(&self, hidden: usize) -> candle_core::Result<Weights> {
+    fn weights(&self, hidden: usize, inputs: usize) -> candle_core::Result<Weights> {
         let g = 4 * hidden;
         let add = |a: Vec<f32>, b: Vec<f32>| a.iter().zip(&b).map(|(x, y)| x + y).collect();
         Ok(Weights {
             hidden,
-            enc_wih: self.var("enc.weight_ih_l0")?,
+            inputs,
+            enc_wih_t: transpose(&self.var("enc.weight_ih_l0")?, g, inputs),
             enc_whh_t: transpose(&self.var("enc.weight_hh_l0")?, g, hidden),
             enc_b: add(self.var("enc.bias_ih_l0")?, self.var("enc.bias_hh_l0")?),
             dec_wih_t: transpose(&self.var("dec.weight_ih_l0")?, g, hidden),
             dec_whh_t: transpose(&self.var("dec.weight_hh_l0")?, g, hidden),
             dec_b: add(self.var("dec.bias_ih_l0")?, self.var("dec.bias_hh_l0")?),
             out_w: self.var("out.weight")?,
-            out_b: self.var("out.bias")?.first().copied().unwrap_or(0.0),
+            out_b: self.var("out.bias")?,
         })
     }
 }
@@ -478,44 +494,48 @@ fn failed(e: candle_core::Error) -> FitError {
     FitError::Failed(e.to_string())
 }
 
-/// Mean and standard deviation (floored at [`MIN_STD`]).
-fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len().max(1) as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+/// Mean and standard deviation of input `c` of `rows` (row-major, `m` per row), the deviation
+/// floored at [`MIN_STD`].
+fn mean_std(rows: &[f64], m: usize, c: usize) -> (f64, f64) {
+    let col = || rows.iter().skip(c).step_by(m);
+    let n = (rows.len() / m).max(1) as f64;
+    let mean = col().sum::<f64>() / n;
+    let var = col().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
     (mean, var.sqrt().max(MIN_STD))
 }
 
-/// One optimiser step on a batch of `b` windows of length `s` (`buf`, row-major); the batch loss.
+/// One optimiser step on a batch of `b` windows of `s` steps × `m` inputs (`buf`, row-major);
+/// the batch loss.
 fn train_step(
     net: &Net,
     opt: &mut AdamW,
     buf: &[f32],
-    b: usize,
-    s: usize,
+    (b, s, m): (usize, usize, usize),
     dev: &Device,
 ) -> candle_core::Result<f32> {
-    let x = Tensor::from_slice(buf, (b, s, 1), dev)?;
+    let x = Tensor::from_slice(buf, (b, s, m), dev)?;
     let recon = net.forward(&x)?;
-    let loss = candle_nn::loss::mse(&recon, &x.squeeze(2)?)?;
+    let loss = candle_nn::loss::mse(&recon, &x)?;
     opt.backward_step(&loss)?;
     loss.to_scalar::<f32>()
 }
 
-/// Trains a model on `values` (already finite); see the module docs.
-fn train(p: &Params, values: &[f64], ctl: &mut FitControl<'_>) -> Result<Model, FitError> {
+/// Trains a model on `rows` of `m` inputs each (row-major, already finite); see the module docs.
+fn train(p: &Params, m: usize, rows: &[f64], ctl: &mut FitControl<'_>) -> Result<Model, FitError> {
     let s = p.sequence;
-    if values.len() < s {
-        return Err(FitError::TooShort {
-            have: values.len(),
-            need: s,
-        });
+    let m = m.max(1);
+    let n = rows.len() / m;
+    if n < s {
+        return Err(FitError::TooShort { have: n, need: s });
     }
     let t0 = Instant::now();
-    let (mean, std) = mean_std(values);
-    let standard = |v: f64| ((v - mean) / std).clamp(-Z_CLAMP, Z_CLAMP) as f32;
-    let z: Vec<f32> = values.iter().map(|&v| standard(v)).collect();
-    let windows = z.len() - s + 1;
+    let (mean, std): (Vec<f64>, Vec<f64>) = (0..m).map(|c| mean_std(rows, m, c)).unzip();
+    let z: Vec<f32> = rows[..n * m]
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| ((v - mean[i % m]) / std[i % m]).clamp(-Z_CLAMP, Z_CLAMP) as f32)
+        .collect();
+    let windows = n - s + 1;
     // The latest tenth of the windows is held back to stop on (none for tiny histories).
     let held = if windows >= MIN_WINDOWS_TO_HOLD {
         windows / 10
@@ -524,7 +544,7 @@ fn train(p: &Params, values: &[f64], ctl: &mut FitControl<'_>) -> Result<Model, 
     };
     let fitted = windows - held;
     let dev = Device::Cpu;
-    let net = Net::new(p.hidden, p.seed, &dev).map_err(failed)?;
+    let net = Net::new(p.hidden, m, p.seed, &dev).map_err(failed)?;
     let params = ParamsAdamW {
         lr: p.learning_rate,
         ..ParamsAdamW::default()
@@ -533,9 +553,10 @@ fn train(p: &Params, values: &[f64], ctl: &mut FitControl<'_>) -> Result<Model, 
     let mut opt = AdamW::new(all, params).map_err(failed)?;
     let mut rng = SplitMix64(p.seed ^ 0x5EED_5EED_5EED_5EED);
     let mut order: Vec<usize> = (0..fitted).collect();
-    let mut buf = Vec::with_capacity(p.batch.min(windows) * s);
+    let mut buf = Vec::with_capacity(p.batch.min(windows) * s * m);
     tracing::info!(
-        points = values.len(),
+        points = n,
+        inputs = m,
         windows,
         sequence = s,
         hidden = p.hidden,
@@ -559,9 +580,10 @@ fn train(p: &Params, values: &[f64], ctl: &mut FitControl<'_>) -> Result<Model, 
             }
             buf.clear();
             for &w in chunk {
-                buf.extend_from_slice(&z[w..w + s]);
+                buf.extend_from_slice(&z[w * m..(w + s) * m]);
             }
-            let loss = train_step(&net, &mut opt, &buf, chunk.len(), s, &dev).map_err(failed)?;
+            let loss =
+                train_step(&net, &mut opt, &buf, (chunk.len(), s, m), &dev).map_err(failed)?;
             sum += f64::from(loss);
             batches += 1;
         }
@@ -576,8 +598,8 @@ fn train(p: &Params, values: &[f64], ctl: &mut FitControl<'_>) -> Result<Model, 
         let mut stop = false;
         let mut held_loss = None;
         if held > 0 {
-            let w = net.weights(p.hidden).map_err(failed)?;
-            let v = window_loss(&w, &z[fitted..], s, &mut scratch);
+            let w = net.weights(p.hidden, m).map_err(failed)?;
+            let v = window_loss(&w, &z[fitted * m..], s, &mut scratch);
             held_loss = Some(v);
             if best.as_ref().is_none_or(|(b, _)| v < *b * (1.0 - MIN_GAIN)) {
                 best = Some((v, w));
@@ -602,7 +624,7 @@ fn train(p: &Params, values: &[f64], ctl: &mut FitControl<'_>) -> Result<Model, 
     }
     let weights = match best {
         Some((_, w)) => w,
-        None => net.weights(p.hidden).map_err(failed)?,
+        None => net.weights(p.hidden, m).map_err(failed)?,
     };
     tracing::info!(elapsed = ?t0.elapsed(), "lstm-ae fit done");
     Ok(Model { mean, std, weights })
@@ -627,19 +649,21 @@ const MIN_GAIN: f64 = 1e-3;
 /// Fewest windows for which a tenth is held back to stop on.
 const MIN_WINDOWS_TO_HOLD: usize = 50;
 
-/// Mean squared reconstruction error over every window of `z` (what training minimises).
+/// Mean squared reconstruction error over every window of `s` steps of `z` (steps × inputs,
+/// row-major): what training minimises.
 fn window_loss(w: &Weights, z: &[f32], s: usize, scratch: &mut Scratch) -> f64 {
-    let n = z.len().saturating_sub(s) + 1;
+    let m = w.inputs;
+    let n = (z.len() / m).saturating_sub(s) + 1;
     let mut sum = 0.0f64;
     for k in 0..n {
-        let win = &z[k..k + s];
+        let win = &z[k * m..(k + s) * m];
         w.reconstruct(win, scratch);
         sum += win
             .iter()
             .zip(&scratch.recon)
             .map(|(&a, &b)| f64::from(b - a).powi(2))
             .sum::<f64>()
-            / s as f64;
+            / (s * m) as f64;
     }
     sum / n.max(1) as f64
 }
@@ -769,7 +793,7 @@ impl LstmAe {
             cancel: &cancel,
             progress: &mut progress,
         };
-        match train(&self.p, &values, &mut ctl) {
+        match train(&self.p, 1, &values, &mut ctl) {
             Ok(m) => self.model = Some(m),
             Err(e) => tracing::warn!(error = %e, "lstm-ae automatic fit failed; scoring 0.5"),
         }
@@ -785,7 +809,7 @@ impl LstmAe {
         self.scratch.z.clear();
         self.scratch
             .z
-            .extend(self.recent.iter().map(|&(_, v)| model.standardise(v)));
+            .extend(self.recent.iter().map(|&(_, v)| model.standardise(0, v)));
         let z = std::mem::take(&mut self.scratch.z);
         model.weights.reconstruct(&z, &mut self.scratch);
         let k = z.len() - 1;
@@ -846,7 +870,7 @@ impl Trainable for LstmAe {
             .collect();
         let start = finite.len().saturating_sub(self.p.train);
         let values: Vec<f64> = finite[start..].iter().map(|&(_, v)| v).collect();
-        let model = train(&self.p, &values, ctl)?;
+        let model = train(&self.p, 1, &values, ctl)?;
         self.install(model);
         self.adopt_recent(&finite);
         Ok(())
@@ -864,8 +888,8 @@ impl Trainable for LstmAe {
         b.extend_from_slice(&VERSION.to_le_bytes());
         b.extend_from_slice(&(self.p.sequence as u64).to_le_bytes());
         b.extend_from_slice(&(m.weights.hidden as u64).to_le_bytes());
-        b.extend_from_slice(&m.mean.to_le_bytes());
-        b.extend_from_slice(&m.std.to_le_bytes());
+        b.extend_from_slice(&m.mean[0].to_le_bytes());
+        b.extend_from_slice(&m.std[0].to_le_bytes());
         b.extend_from_slice(&(w.len() as u64).to_le_bytes());
         for x in &w {
             b.extend_from_slice(&x.to_le_bytes());
@@ -981,8 +1005,8 @@ fn decode_state(bytes: &[u8], p: &Params) -> Result<DecodedState, String> {
         }
         w.push(x);
     }
-    let weights = Weights::unflatten(p.hidden, &w)
-        .ok_or_else(|| format!("{n} weights, expected {}", Weights::len_for(p.hidden)))?;
+    let weights = Weights::unflatten(p.hidden, 1, &w)
+        .ok_or_else(|| format!("{n} weights, expected {}", Weights::len_for(p.hidden, 1)))?;
     let k = r.count(16)?;
     if k > p.sequence {
         return Err(format!(
@@ -1011,6 +1035,7 @@ fn decode_state(bytes: &[u8], p: &Params) -> Result<DecodedState, String> {
     if !r.0.is_empty() {
         return Err(format!("{} trailing bytes", r.0.len()));
     }
+    let (mean, std) = (vec![mean], vec![std]);
     Ok((Model { mean, std, weights }, recent, cal))
 }
 
@@ -1057,7 +1082,7 @@ mod tests {
         // Version 1: no calibration section.
         let (body, _) = state.split_at(state.len() - 8);
         let (m, _, cal) = decode_state(&state, &Params::new(&cfg)).expect("decodes");
-        assert!(!cal.is_empty() && m.std > 0.0);
+        assert!(!cal.is_empty() && m.std[0] > 0.0);
         let mut v1 = body[..body.len() - 8 * (cal.len() + 1)].to_vec();
         v1[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&1u32.to_le_bytes());
         let sum = fnv1a(&v1);
@@ -1067,25 +1092,34 @@ mod tests {
         assert!(c.is_fitted());
     }
 
-    /// The plain-Rust forward pass used for scoring equals candle's on the same weights.
+    /// The plain-Rust forward pass used for scoring equals candle's on the same weights, for
+    /// one series and for a group of three (the multivariate mode).
     #[test]
     fn inference_matches_candle_forward() {
         let (hidden, s, b) = (8, 20, 5);
         let dev = Device::Cpu;
-        let net = Net::new(hidden, 7, &dev).expect("net");
-        let w = net.weights(hidden).expect("weights");
-        let mut rng = SplitMix64(3);
-        let data: Vec<f32> = (0..b * s)
-            .map(|_| (rng.next_f64() * 4.0 - 2.0) as f32)
-            .collect();
-        let x = Tensor::from_slice(&data, (b, s, 1), &dev).expect("x");
-        let recon = net.forward(&x).expect("fwd").to_vec2::<f32>().expect("vec");
-        let mut scratch = Scratch::default();
-        for (i, row) in recon.iter().enumerate() {
-            w.reconstruct(&data[i * s..(i + 1) * s], &mut scratch);
-            assert_eq!(scratch.recon.len(), row.len());
-            for (a, c) in scratch.recon.iter().zip(row) {
-                assert!((a - c).abs() < 1e-5, "{a} vs {c}");
+        for m in [1, 3] {
+            let net = Net::new(hidden, m, 7, &dev).expect("net");
+            let w = net.weights(hidden, m).expect("weights");
+            let mut rng = SplitMix64(3);
+            let data: Vec<f32> = (0..b * s * m)
+                .map(|_| (rng.next_f64() * 4.0 - 2.0) as f32)
+                .collect();
+            let x = Tensor::from_slice(&data, (b, s, m), &dev).expect("x");
+            let recon = net.forward(&x).expect("fwd");
+            let recon = recon
+                .flatten_from(1)
+                .expect("flat")
+                .to_vec2::<f32>()
+                .expect("vec");
+            let mut scratch = Scratch::default();
+            let len = s * m;
+            for (i, row) in recon.iter().enumerate() {
+                w.reconstruct(&data[i * len..(i + 1) * len], &mut scratch);
+                assert_eq!(scratch.recon.len(), row.len());
+                for (a, c) in scratch.recon.iter().zip(row) {
+                    assert!((a - c).abs() < 1e-5, "{m} inputs: {a} vs {c}");
+                }
             }
         }
     }
@@ -1108,8 +1142,8 @@ mod tests {
 
     #[test]
     fn weights_roundtrip_through_flatten() {
-        let net = Net::new(3, 1, &Device::Cpu).expect("net");
-        let w = net.weights(3).expect("weights");
-        assert_eq!(Weights::unflatten(3, &w.flatten()), Some(w));
+        let net = Net::new(3, 2, 1, &Device::Cpu).expect("net");
+        let w = net.weights(3, 2).expect("weights");
+        assert_eq!(Weights::unflatten(3, 2, &w.flatten()), Some(w));
     }
 }
