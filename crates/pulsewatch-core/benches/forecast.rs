@@ -62,6 +62,9 @@ fn bench(c: &mut Criterion) {
         ("ets", ModelKind::Ets, &settings),
         ("prophet", ModelKind::Prophet, &settings),
         ("prophet_native", ModelKind::Prophet, &native),
+        ("snaive", ModelKind::SeasonalNaive, &settings),
+        // Fit and selection: validation at three origins, then the chosen model's fit.
+        ("auto", ModelKind::Auto, &settings),
     ];
     let t = Instant::now();
     warm_up_prophet();

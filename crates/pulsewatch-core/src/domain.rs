@@ -214,6 +214,12 @@ pub enum ModelKind {
     Ets,
     /// Prophet (augurs-prophet, with the WebAssembly Stan optimizer or our native one).
     Prophet,
+    /// Seasonal naive: the value one season earlier (weekly or daily; the last value without a
+    /// season). The floor every other model must clear.
+    SeasonalNaive,
+    /// Per series, the candidate with the lowest rolling-origin validation error, with a band
+    /// from those errors (`forecast::auto`).
+    Auto,
 }
 
 impl Named for ModelKind {
@@ -226,12 +232,20 @@ impl Named for ModelKind {
             ModelKind::Mstl => "mstl",
             ModelKind::Ets => "ets",
             ModelKind::Prophet => "prophet",
+            ModelKind::SeasonalNaive => "snaive",
+            ModelKind::Auto => "auto",
         }
     }
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 3] = [ModelKind::Mstl, ModelKind::Ets, ModelKind::Prophet];
+    pub const ALL: [ModelKind; 5] = [
+        ModelKind::Mstl,
+        ModelKind::Ets,
+        ModelKind::Prophet,
+        ModelKind::SeasonalNaive,
+        ModelKind::Auto,
+    ];
 
     pub fn name(self) -> &'static str {
         Named::name(self)

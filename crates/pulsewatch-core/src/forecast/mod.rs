@@ -7,10 +7,12 @@
 //! * [`history`]: what a forecast is fitted on: at most 288 buckets a day, at most 14 days.
 //! * [`model`]: fitting and predicting ([`forecast`]), including the fallbacks for constant and
 //!   short series.
+//! * [`auto`]: choosing a model per series by rolling-origin validation, with conformal bands.
 //! * [`metrics`]: MAE, MASE, sMAPE and interval coverage on a held-out tail ([`holdout`]).
 //! * [`service`]: the engine's forecast service (background fits, snapshots over a watch channel).
 //! * [`cli`]: the `forecast` command.
 
+pub mod auto;
 pub mod history;
 pub mod metrics;
 pub mod model;

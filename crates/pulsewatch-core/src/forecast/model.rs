@@ -23,6 +23,14 @@
 //!   Rust, about 10x faster). It is given only the observed slots (no filled values). Prophet's
 //!   intervals come from random trend simulations, so they vary a little between runs.
 //!
+//! * **snaive** (seasonal naive, written here: a one-liner no crate is needed for): the value
+//!   one season before each step, the season being the longest of the periods mstl would use
+//!   (weekly where the series has four weeks and a weekly rhythm, else daily; the last value
+//!   when there is none). Its band is the empirical `interval_width` quantile of the in-sample
+//!   seasonal errors `|y[t] − y[t − P]|` between observed slots over the last
+//!   [`SNAIVE_ERRORS`] of them, widened by √k in the k-th season ahead (errors of k seasons
+//!   add up). This is the baseline `forecast --all --holdout` measures skill against.
+//!
 //! Fallbacks, never panics:
 //! * fewer than [`MIN_POINTS`] slots: [`ForecastError::TooShort`];
 //! * a constant series (all values within 1e-12 relative of each other): a flat forecast at that
@@ -136,6 +144,11 @@ pub fn forecast(
     if horizon == 0 {
         return Err(ForecastError::Input("the horizon is 0 steps".into()));
     }
+    if model == ModelKind::Auto {
+        let mut fc = super::auto::fit_auto(reg, settings, horizon)?;
+        fc.fit_time = t0.elapsed();
+        return Ok(fc);
+    }
     let level = settings.interval_width;
     let mut out = Forecast {
         model,
@@ -168,6 +181,9 @@ pub fn forecast(
             fc
         }
         ModelKind::Prophet => fit_prophet(reg, settings, horizon, &mut out)?,
+        ModelKind::SeasonalNaive => fit_snaive(reg, settings, horizon, &mut out),
+        // Handled above (it chooses among the other models).
+        ModelKind::Auto => fit_snaive(reg, settings, horizon, &mut out),
     };
     let (point, lower, upper) = finish(fc, horizon, model)?;
     out.point = point;
@@ -385,6 +401,71 @@ fn fit_mstl(
     );
     out.periods = periods;
     Ok(fc)
+}
+
+/// In-sample seasonal errors the seasonal naive band is taken from (the newest ones).
+pub const SNAIVE_ERRORS: usize = 2016;
+
+/// Seasonal naive; see the module docs.
+fn fit_snaive(
+    reg: &Regular,
+    settings: &ForecastSettings,
+    horizon: usize,
+    out: &mut Forecast,
+) -> augurs::Forecast {
+    let (periods, note) = mstl_periods(reg, &settings.mstl_periods);
+    out.note = note;
+    let longest = periods.iter().max_by_key(|p| p.steps).copied();
+    let p = longest.map_or(1, |p| p.steps);
+    let (y, n) = (&reg.values, reg.len());
+    // |y[t] − y[t−p]| over observed pairs, newest first, at most SNAIVE_ERRORS of them.
+    let mut errors: Vec<f64> = (p..n)
+        .rev()
+        .filter(|&t| reg.observed[t] && reg.observed[t - p])
+        .map(|t| (y[t] - y[t - p]).abs())
+        .take(SNAIVE_ERRORS)
+        .collect();
+    if errors.is_empty() {
+        errors = (p..n).map(|t| (y[t] - y[t - p]).abs()).collect();
+    }
+    errors.sort_by(f64::total_cmp);
+    let q = if errors.is_empty() {
+        0.0
+    } else {
+        let k = ((settings.interval_width * errors.len() as f64).ceil() as usize)
+            .clamp(1, errors.len());
+        errors[k - 1]
+    };
+    let mut point = Vec::with_capacity(horizon);
+    let (mut lower, mut upper) = (Vec::with_capacity(horizon), Vec::with_capacity(horizon));
+    for i in 0..horizon {
+        // Step i+1 ahead repeats the slot i % p of the last season.
+        let v = y[n - p + i % p];
+        let width = q * (((i / p) + 1) as f64).sqrt();
+        point.push(v);
+        lower.push(v - width);
+        upper.push(v + width);
+    }
+    out.detail = match longest {
+        Some(per) => format!("SNaive[{}]", per.steps),
+        None => {
+            let why = "no usable seasonal period (needs two days of history): the last value";
+            out.note = Some(match out.note.take() {
+                Some(n) => format!("{n}; {why}"),
+                None => why.into(),
+            });
+            "Naive".into()
+        }
+    };
+    out.periods = longest.into_iter().collect();
+    augurs::Forecast {
+        point,
+        intervals: Some(augurs::ForecastIntervals {
+            level: settings.interval_width,
+            lower,
+            upper,
+        }),
+    }
 }
 
 fn prophet_fit_predict<O: Optimizer>(

@@ -36,7 +36,7 @@ pub struct ForecastArgs {
     /// Evaluate every series of the corpus (needs --holdout) and print a table per model.
     #[arg(long, requires = "holdout")]
     pub all: bool,
-    /// Model: mstl, ets, prophet, or all (default: [forecast] model).
+    /// Model: mstl, ets, prophet, snaive, or all (default: [forecast] model).
     #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,
     /// How far ahead to forecast, e.g. 6h, 1d (default: [forecast] horizon).
@@ -308,6 +308,11 @@ pub struct ModelSummary {
     pub series: usize,
     pub failed: usize,
     pub median_mase: Option<f64>,
+    /// Geometric mean over series of this model's MASE over seasonal naive's (`snaive`) on the
+    /// same series (series where both are defined and positive); below 1 beats the baseline.
+    pub relative_mase: Option<f64>,
+    /// Skill against seasonal naive: 1 − `relative_mase` (0.15 = 15 % better).
+    pub skill: Option<f64>,
     pub median_smape: Option<f64>,
     /// Share of all scored held-out points (pooled over series) inside the interval.
     pub coverage: Option<f64>,
@@ -373,6 +378,8 @@ pub fn evaluate_corpus(
         series.push(read_series(path, key)?);
     }
     let mut out = Vec::new();
+    // The baseline's results, for skill (computed here unless snaive is among the models).
+    let mut baseline: Option<Vec<SeriesScore>> = None;
     for &m in models {
         let t0 = Instant::now();
         let wasm = settings.prophet.optimizer == ProphetOptimizer::Wasmstan;
@@ -381,9 +388,43 @@ pub fn evaluate_corpus(
             warm_up_prophet();
             t.elapsed().as_secs_f64()
         });
-        let mut results = Vec::with_capacity(series.len());
-        for s in &series {
-            let r = match holdout(&s.timestamps, &s.values, settings, m) {
+        let results = score_all(&series, settings, m);
+        if m == ModelKind::SeasonalNaive {
+            baseline = Some(results.clone());
+        }
+        let summary = summarise(m, results, warm_up_secs);
+        if progress {
+            eprintln!(
+                "forecast: {m} done on {} series in {:.1?} ({} failed)",
+                summary.series,
+                t0.elapsed(),
+                summary.failed
+            );
+        }
+        out.push(summary);
+    }
+    let baseline = match baseline {
+        Some(b) => b,
+        None => score_all(&series, settings, ModelKind::SeasonalNaive),
+    };
+    for m in &mut out {
+        m.relative_mase = relative_mase(&m.results, &baseline);
+        m.skill = m.relative_mase.map(|r| 1.0 - r);
+    }
+    Ok(CorpusReport {
+        root: root.to_path_buf(),
+        horizon_secs: settings.horizon.as_secs(),
+        interval_width: settings.interval_width,
+        models: out,
+    })
+}
+
+/// Held-out results of `model` on every series.
+fn score_all(series: &[Series], settings: &ForecastSettings, model: ModelKind) -> Vec<SeriesScore> {
+    series
+        .iter()
+        .map(
+            |s| match holdout(&s.timestamps, &s.values, settings, model) {
                 Ok(h) => SeriesScore {
                     series: s.key.clone(),
                     detail: Some(h.forecast.detail.clone()),
@@ -398,26 +439,25 @@ pub fn evaluate_corpus(
                     fit_secs: None,
                     error: Some(e.to_string()),
                 },
-            };
-            results.push(r);
-        }
-        let summary = summarise(m, results, warm_up_secs);
-        if progress {
-            eprintln!(
-                "forecast: {m} done on {} series in {:.1?} ({} failed)",
-                summary.series,
-                t0.elapsed(),
-                summary.failed
-            );
-        }
-        out.push(summary);
-    }
-    Ok(CorpusReport {
-        root: root.to_path_buf(),
-        horizon_secs: settings.horizon.as_secs(),
-        interval_width: settings.interval_width,
-        models: out,
-    })
+            },
+        )
+        .collect()
+}
+
+/// Geometric mean of MASE ratios against the baseline, over series where both are positive.
+fn relative_mase(results: &[SeriesScore], baseline: &[SeriesScore]) -> Option<f64> {
+    let mase = |r: &SeriesScore| {
+        r.accuracy
+            .as_ref()
+            .and_then(|a| a.mase)
+            .filter(|&m| m > 0.0)
+    };
+    let logs: Vec<f64> = results
+        .iter()
+        .zip(baseline)
+        .filter_map(|(r, b)| Some((mase(r)? / mase(b)?).ln()))
+        .collect();
+    (!logs.is_empty()).then(|| (logs.iter().sum::<f64>() / logs.len() as f64).exp())
 }
 
 fn summarise(
@@ -435,6 +475,8 @@ fn summarise(
         series: results.len(),
         failed: results.iter().filter(|r| r.error.is_some()).count(),
         median_mase: median(ok.iter().filter_map(|a| a.mase)),
+        relative_mase: None,
+        skill: None,
         median_smape: median(ok.iter().map(|a| a.smape)),
         coverage: (n > 0).then(|| cov / n as f64),
         median_fit_secs: median(fits.iter().copied()),
@@ -459,17 +501,19 @@ impl CorpusReport {
         );
         let _ = writeln!(
             o,
-            "| model | series | failed | median MASE | median sMAPE % | coverage % | median fit | total fit |"
+            "| model | series | failed | MASE vs snaive (geo. mean) | skill % | median MASE | median sMAPE % | coverage % | median fit | total fit |"
         );
-        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
         let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("n/a".to_string(), f);
         for m in &self.models {
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {} | {} | {} | {}{} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {}{} |",
                 m.model,
                 m.series,
                 m.failed,
+                opt(m.relative_mase, &|v| format!("{v:.3}")),
+                opt(m.skill, &|v| format!("{:+.1}", v * 100.0)),
                 opt(m.median_mase, &|v| format!("{v:.3}")),
                 opt(m.median_smape, &|v| format!("{v:.2}")),
                 opt(m.coverage, &|v| format!("{:.1}", v * 100.0)),
@@ -480,8 +524,9 @@ impl CorpusReport {
             );
         }
         o.push_str(
-            "\nMASE: MAE / in-sample one-step naive MAE; coverage: held-out points inside the \
-             interval, pooled over series.\n",
+            "\nMASE: MAE / in-sample one-step naive MAE; MASE vs snaive: geometric mean over \
+             series of the model's MASE over seasonal naive's on the same series, skill = 1 − \
+             that; coverage: held-out points inside the interval, pooled over series.\n",
         );
         for m in &self.models {
             for r in &m.results {

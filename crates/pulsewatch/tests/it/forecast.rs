@@ -752,3 +752,115 @@ fn cli_forecast_holdout_json_on_nyc_taxi() {
         "--all needs --holdout"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Seasonal naive, the baseline, and skill against it
+
+/// At least `min` of the first 288 held-out values lie inside the forecast's band.
+fn assert_band_covers(f: &Forecast, actual: &[f64], min: usize) {
+    let inside = (0..288)
+        .filter(|&i| (f.lower[i]..=f.upper[i]).contains(&actual[i]))
+        .count();
+    assert!(inside >= min, "{inside} of 288 inside the 95 % band");
+}
+
+#[test]
+fn seasonal_naive_repeats_the_last_season_with_a_band_from_its_own_errors() {
+    // Nine days of 5-minute points: daily wave and noise; the last day is held out.
+    let (ts, vs) = synthetic(9 * 288, 300, 10.0, 0.0, 1.0);
+    let train = regularise(&ts[..8 * 288], &vs[..8 * 288]).expect("regularises");
+    let f = forecast(&train, &settings(), ModelKind::SeasonalNaive, 2 * 288).expect("snaive");
+    assert_eq!(f.detail, "SNaive[288]");
+    for i in 0..2 * 288 {
+        assert_eq!(
+            f.point[i],
+            train.values[train.len() - 288 + i % 288],
+            "step {i}"
+        );
+    }
+    // The second day ahead is √2 wider than the first.
+    let w = |i: usize| f.upper[i] - f.lower[i];
+    assert!((w(300) / w(10) - 2f64.sqrt()).abs() < 1e-9);
+    assert_band_covers(&f, &vs[8 * 288..], 266);
+    // Without two days of history: the last value.
+    let short = regularise(&ts[..100], &vs[..100]).expect("regularises");
+    let f = forecast(&short, &settings(), ModelKind::SeasonalNaive, 12).expect("naive");
+    assert_eq!(f.detail, "Naive");
+    assert!(f.point.iter().all(|&p| p == vs[99]));
+}
+
+#[test]
+fn corpus_evaluation_reports_skill_against_seasonal_naive() {
+    use pulsewatch::cli::forecast::evaluate_corpus;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cat = dir.path().join("data").join("synthetic");
+    std::fs::create_dir_all(&cat).expect("mkdir");
+    for (k, (daily, noise_amp)) in [(10.0, 1.0), (3.0, 2.0), (0.0, 1.0)].iter().enumerate() {
+        let (ts, vs) = synthetic(9 * 288, 300, *daily, 0.0, *noise_amp);
+        let mut csv = String::from("timestamp,value\n");
+        for (t, v) in ts.iter().zip(&vs) {
+            let d = chrono::DateTime::from_timestamp(*t, 0).expect("time");
+            csv.push_str(&format!("{},{v}\n", d.format("%Y-%m-%d %H:%M:%S")));
+        }
+        std::fs::write(cat.join(format!("s{k}.csv")), csv).expect("write");
+    }
+    let models = [ModelKind::Mstl, ModelKind::SeasonalNaive];
+    let r = evaluate_corpus(dir.path(), &settings(), &models, false).expect("evaluates");
+    let mase = |m: usize| -> Vec<f64> {
+        r.models[m]
+            .results
+            .iter()
+            .map(|s| s.accuracy.as_ref().and_then(|a| a.mase).expect("mase"))
+            .collect()
+    };
+    let (mstl, snaive) = (mase(0), mase(1));
+    let geo = (mstl
+        .iter()
+        .zip(&snaive)
+        .map(|(a, b)| (a / b).ln())
+        .sum::<f64>()
+        / 3.0)
+        .exp();
+    let rel = r.models[0].relative_mase.expect("relative MASE");
+    assert!((rel - geo).abs() < 1e-12, "{rel} vs {geo}");
+    assert!((r.models[0].skill.expect("skill") - (1.0 - geo)).abs() < 1e-12);
+    assert_eq!(r.models[1].relative_mase, Some(1.0));
+    let table = r.table();
+    assert!(table.contains("skill %"), "{table}");
+    assert!(
+        table.contains(&format!("| {:+.1} |", (1.0 - geo) * 100.0)),
+        "{table}"
+    );
+}
+
+#[test]
+fn auto_chooses_by_validation_and_bands_from_its_errors() {
+    // Nine days of 5-minute points, a strong daily wave with noise: a seasonal model must win
+    // the validation; non-seasonal ETS cannot follow the wave a day ahead.
+    let (ts, vs) = synthetic(9 * 288, 300, 10.0, 0.0, 1.0);
+    let train = regularise(&ts[..8 * 288], &vs[..8 * 288]).expect("regularises");
+    let f = forecast(&train, &settings(), ModelKind::Auto, 288).expect("auto");
+    assert_eq!(f.model, ModelKind::Auto);
+    assert!(
+        f.detail.starts_with("snaive: ") || f.detail.starts_with("mstl: "),
+        "{}",
+        f.detail
+    );
+    for c in ["snaive ", "mstl ", "ets "] {
+        assert!(f.detail.contains(c), "{c} missing from {}", f.detail);
+    }
+    // One conformal half-width at every step.
+    let w0 = f.upper[0] - f.lower[0];
+    assert!(w0 > 0.0);
+    assert!(
+        f.upper
+            .iter()
+            .zip(&f.lower)
+            .all(|(u, l)| ((u - l) - w0).abs() < 1e-9)
+    );
+    assert_band_covers(&f, &vs[8 * 288..], 262);
+    // Too short to validate at any origin: seasonal naive (here the last value).
+    let short = regularise(&ts[..100], &vs[..100]).expect("regularises");
+    let f = forecast(&short, &settings(), ModelKind::Auto, 60).expect("auto");
+    assert!(f.detail.starts_with("snaive: Naive"), "{}", f.detail);
+}
