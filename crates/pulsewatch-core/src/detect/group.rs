@@ -73,20 +73,6 @@ impl Groups {
             None
         }
     }
-
-    /// The members of group `key` once its membership is fixed (after its first row).
-    pub fn members(&self, key: &str) -> Option<Vec<String>> {
-        #[cfg(feature = "lstm")]
-        {
-            let g = lock(self.map.get(key)?);
-            g.det.as_ref().map(|d| d.members().to_vec())
-        }
-        #[cfg(not(feature = "lstm"))]
-        {
-            let _ = key;
-            None
-        }
-    }
 }
 
 #[cfg(feature = "lstm")]

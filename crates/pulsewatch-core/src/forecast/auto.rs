@@ -54,24 +54,29 @@ pub fn validate(reg: &Regular, settings: &ForecastSettings, horizon: usize) -> V
         .filter_map(|k| n.checked_sub(k * horizon))
         .filter(|&cut| cut >= MIN_VALIDATION_FIT)
         .collect();
-    CANDIDATES
-        .iter()
-        .map(|&model| {
-            let mut errors = Vec::new();
-            let mut failed = origins.is_empty();
-            for &cut in &origins {
-                match forecast(&prefix(reg, cut), settings, model, horizon) {
-                    Ok(fc) => {
-                        for (i, &p) in fc.point.iter().enumerate() {
-                            let t = cut + i;
-                            if t < n && reg.observed[t] {
-                                errors.push((reg.values[t] - p).abs());
-                            }
+    let mut errors = vec![Vec::new(); CANDIDATES.len()];
+    let mut failed = vec![origins.is_empty(); CANDIDATES.len()];
+    for &cut in &origins {
+        let history = prefix(reg, cut);
+        for (c, &model) in CANDIDATES.iter().enumerate() {
+            match forecast(&history, settings, model, horizon) {
+                Ok(fc) => {
+                    for (i, &p) in fc.point.iter().enumerate() {
+                        let t = cut + i;
+                        if t < n && reg.observed[t] {
+                            errors[c].push((reg.values[t] - p).abs());
                         }
                     }
-                    Err(_) => failed = true,
                 }
+                Err(_) => failed[c] = true,
             }
+        }
+    }
+    CANDIDATES
+        .iter()
+        .zip(errors)
+        .zip(failed)
+        .map(|((&model, errors), failed)| {
             let mae = (!failed && !errors.is_empty())
                 .then(|| errors.iter().sum::<f64>() / errors.len() as f64);
             Validation { model, mae, errors }

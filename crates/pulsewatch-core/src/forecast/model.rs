@@ -144,11 +144,6 @@ pub fn forecast(
     if horizon == 0 {
         return Err(ForecastError::Input("the horizon is 0 steps".into()));
     }
-    if model == ModelKind::Auto {
-        let mut fc = super::auto::fit_auto(reg, settings, horizon)?;
-        fc.fit_time = t0.elapsed();
-        return Ok(fc);
-    }
     let level = settings.interval_width;
     let mut out = Forecast {
         model,
@@ -182,8 +177,12 @@ pub fn forecast(
         }
         ModelKind::Prophet => fit_prophet(reg, settings, horizon, &mut out)?,
         ModelKind::SeasonalNaive => fit_snaive(reg, settings, horizon, &mut out),
-        // Handled above (it chooses among the other models).
-        ModelKind::Auto => fit_snaive(reg, settings, horizon, &mut out),
+        ModelKind::Auto => {
+            // Chooses among the other models, which check their own output.
+            let mut fc = super::auto::fit_auto(reg, settings, horizon)?;
+            fc.fit_time = t0.elapsed();
+            return Ok(fc);
+        }
     };
     let (point, lower, upper) = finish(fc, horizon, model)?;
     out.point = point;

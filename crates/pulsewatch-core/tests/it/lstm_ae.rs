@@ -50,8 +50,10 @@ fn feed(det: &mut LstmAe, pts: &[Point]) -> Vec<f64> {
     pts.iter().map(|&p| det.update(p)).collect()
 }
 
-/// Fits `det` on `history`, returning the progress reports.
-fn fit(det: &mut LstmAe, history: &[Point]) -> Result<Vec<FitProgress>, FitError> {
+/// Runs `fit` with a control that never cancels, returning the progress reports.
+fn collecting(
+    fit: impl FnOnce(&mut FitControl<'_>) -> Result<(), FitError>,
+) -> Result<Vec<FitProgress>, FitError> {
     let cancel = AtomicBool::new(false);
     let mut seen = Vec::new();
     let mut progress = |p: FitProgress| seen.push(p);
@@ -59,8 +61,13 @@ fn fit(det: &mut LstmAe, history: &[Point]) -> Result<Vec<FitProgress>, FitError
         cancel: &cancel,
         progress: &mut progress,
     };
-    det.fit(history, &mut ctl)?;
+    fit(&mut ctl)?;
     Ok(seen)
+}
+
+/// Fits `det` on `history`, returning the progress reports.
+fn fit(det: &mut LstmAe, history: &[Point]) -> Result<Vec<FitProgress>, FitError> {
+    collecting(|ctl| det.fit(history, ctl))
 }
 
 #[test]
@@ -467,14 +474,7 @@ mod joint {
         let c = LstmAeConfig { epochs: 3, ..cfg() };
         let flat: Vec<f64> = group(300, 13).into_iter().flatten().collect();
         let mut d = JointLstmAe::new(&c, names());
-        let cancel = AtomicBool::new(false);
-        let mut seen = Vec::new();
-        let mut progress = |p: FitProgress| seen.push(p);
-        let mut ctl = FitControl {
-            cancel: &cancel,
-            progress: &mut progress,
-        };
-        d.fit(&flat, &mut ctl).expect("fit");
+        let seen = collecting(|ctl| d.fit(&flat, ctl)).expect("fit");
         assert_eq!(seen.last().map(|p| (p.done, p.total)), Some((3, 3)));
         assert!(seen.iter().all(|p| p.loss.is_some_and(f64::is_finite)));
         assert!(d.is_fitted());

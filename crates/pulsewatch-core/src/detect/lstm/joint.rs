@@ -20,12 +20,11 @@
 //! refitted on its own first `train` rows after a restart.
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicBool;
 
-use super::{Model, Params, Scratch, USUAL_RATE, train};
+use super::{Model, Params, Scratch, USUAL_RATE, train, train_unattended};
 use crate::config::LstmAeConfig;
 use crate::detect::calibrate::Calibrator;
-use crate::detect::{FitControl, FitError, FitProgress, Reason};
+use crate::detect::{FitControl, FitError, Reason};
 use crate::num::compact;
 
 /// The joint error of the latest row, its usual level before it, and the member with the
@@ -193,13 +192,7 @@ impl JointLstmAe {
     fn auto_fit(&mut self) {
         self.auto_done = true;
         let rows = std::mem::take(&mut self.pending);
-        let cancel = AtomicBool::new(false);
-        let mut progress = |_: FitProgress| {};
-        let mut ctl = FitControl {
-            cancel: &cancel,
-            progress: &mut progress,
-        };
-        match train(&self.p, self.m(), &rows, &mut ctl) {
+        match train_unattended(&self.p, self.m(), &rows) {
             Ok(model) => self.model = Some(model),
             Err(e) => {
                 tracing::warn!(error = %e, members = self.m(), "joint lstm-ae automatic fit failed")

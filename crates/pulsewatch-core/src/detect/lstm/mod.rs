@@ -630,6 +630,17 @@ fn train(p: &Params, m: usize, rows: &[f64], ctl: &mut FitControl<'_>) -> Result
     Ok(Model { mean, std, weights })
 }
 
+/// [`train`] without progress reports or cancellation: the automatic first fit.
+fn train_unattended(p: &Params, m: usize, rows: &[f64]) -> Result<Model, FitError> {
+    let cancel = AtomicBool::new(false);
+    let mut progress = |_: FitProgress| {};
+    let mut ctl = FitControl {
+        cancel: &cancel,
+        progress: &mut progress,
+    };
+    train(p, m, rows, &mut ctl)
+}
+
 /// The raw scores of a series under `cfg`'s autoencoder (first fit included), NaN where it has
 /// no opinion: what [`super::calibrate::replay`] turns into the detector's output, so a search
 /// over the calibration constants trains each model once.
@@ -787,13 +798,7 @@ impl LstmAe {
     fn auto_fit(&mut self) {
         self.auto_done = true;
         let values = std::mem::take(&mut self.pending);
-        let cancel = AtomicBool::new(false);
-        let mut progress = |_: FitProgress| {};
-        let mut ctl = FitControl {
-            cancel: &cancel,
-            progress: &mut progress,
-        };
-        match train(&self.p, 1, &values, &mut ctl) {
+        match train_unattended(&self.p, 1, &values) {
             Ok(m) => self.model = Some(m),
             Err(e) => tracing::warn!(error = %e, "lstm-ae automatic fit failed; scoring 0.5"),
         }
