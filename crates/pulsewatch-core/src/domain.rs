@@ -217,6 +217,8 @@ pub enum ModelKind {
     /// Seasonal naive: the value one season earlier (weekly or daily; the last value without a
     /// season). The floor every other model must clear.
     SeasonalNaive,
+    /// Theta with seasonal adjustment and an optimised theta (`forecast::theta`).
+    Theta,
     /// Per series, the candidate with the lowest rolling-origin validation error, with a band
     /// from those errors (`forecast::auto`).
     Auto,
@@ -233,17 +235,19 @@ impl Named for ModelKind {
             ModelKind::Ets => "ets",
             ModelKind::Prophet => "prophet",
             ModelKind::SeasonalNaive => "snaive",
+            ModelKind::Theta => "theta",
             ModelKind::Auto => "auto",
         }
     }
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 5] = [
+    pub const ALL: [ModelKind; 6] = [
         ModelKind::Mstl,
         ModelKind::Ets,
         ModelKind::Prophet,
         ModelKind::SeasonalNaive,
+        ModelKind::Theta,
         ModelKind::Auto,
     ];
 

@@ -1,17 +1,22 @@
-//! `auto`: per series, the candidate model with the lowest error at several past forecast
-//! origins, with a band built from those errors (split-conformal style). Written here: augurs
-//! has the models but no selection by rolling-origin validation.
+//! `auto`: per series, the candidate model (or the mean of the best two) with the lowest error
+//! at several past forecast origins, with a band built from those errors (split-conformal
+//! style). Written here: augurs has the models but no selection by rolling-origin validation.
 //!
 //! **Validation.** For origins `k = 1..=`[`ORIGINS`] the history up to `n − k·h` slots (`h` the
 //! horizon) is forecast `h` slots ahead by every candidate ([`CANDIDATES`]) and scored by MAE
 //! over the observed slots of the next `h`; only the history before the final forecast's origin
-//! is used. An origin needs [`MIN_VALIDATION_FIT`] slots before it; a series without one origin
-//! gets seasonal naive. The candidate with the lowest pooled MAE is fitted on the whole history
-//! (ties go to the simpler, earlier candidate: seasonal naive first).
+//! is used. The mean of the [`ENSEMBLE`] candidates with the lowest MAE is scored on the same
+//! origins as one more choice. An origin needs [`MIN_VALIDATION_FIT`] slots before it; a series
+//! without one origin gets seasonal naive. The choice with the lowest pooled MAE is fitted on the
+//! whole history (ties go to the simpler, earlier candidate: seasonal naive first).
 //!
 //! **Band.** The chosen model's absolute validation errors, pooled over origins and steps,
-//! give the half-width: their `⌈(m + 1)·level⌉`-th smallest of `m` (the split-conformal
-//! quantile), the same at every step. Without validation errors the model's own band is kept.
+//! give the half-width: their `⌈(m + 1)·q⌉`-th smallest of `m` (the split-conformal quantile)
+//! at `q = 1 − (1 − level)·`[`TAIL_SHARE`] (0.975 for 95 % bands), the same at every step. Without validation errors the model's own band is kept.
+//!
+//! **Constants** ([`ORIGINS`], [`ENSEMBLE`], [`TAIL_SHARE`]) were chosen on the held-out days
+//! *before* the reported one (`forecast --all --holdout --before 1d` and `--before 2d`); see
+//! `docs/forecasting.md` for both sets of figures.
 //!
 //! Prophet is not a candidate: at 50–300 ms a fit, validating it at three origins would cost
 //! more than every other candidate together.
@@ -21,17 +26,47 @@ use super::regular::Regular;
 use super::{ForecastError, ForecastSettings, ModelKind};
 
 /// The models `auto` chooses among, simplest first.
-pub const CANDIDATES: [ModelKind; 3] = [ModelKind::SeasonalNaive, ModelKind::Mstl, ModelKind::Ets];
+pub const CANDIDATES: [ModelKind; 4] = [
+    ModelKind::SeasonalNaive,
+    ModelKind::Theta,
+    ModelKind::Mstl,
+    ModelKind::Ets,
+];
 /// Past origins validated at.
 pub const ORIGINS: usize = 3;
 /// Fewest slots of history before a validation origin.
 pub const MIN_VALIDATION_FIT: usize = 64;
+/// The band's quantile is taken at `1 − (1 − level)·TAIL_SHARE` of the validation errors: they
+/// come from the choice that did best at those origins, so they are optimistic for the next
+/// horizon (at the full tail, 95 % bands covered 88–90 % at the tuning origins).
+pub const TAIL_SHARE: f64 = 0.5;
+/// Members of the ensemble: the candidates with the lowest validation MAE.
+pub const ENSEMBLE: usize = 2;
 
-/// One candidate's validation: pooled MAE and its absolute errors.
+/// What `auto` can choose: one candidate, or the mean of the best [`ENSEMBLE`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Choice {
+    Model(ModelKind),
+    Ensemble(Vec<ModelKind>),
+}
+
+impl std::fmt::Display for Choice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Choice::Model(m) => write!(f, "{m}"),
+            Choice::Ensemble(ms) => {
+                let names: Vec<&str> = ms.iter().map(|m| m.name()).collect();
+                write!(f, "mean of {}", names.join("+"))
+            }
+        }
+    }
+}
+
+/// One choice's validation: pooled MAE and its absolute errors.
 #[derive(Debug, Clone)]
 pub struct Validation {
-    pub model: ModelKind,
-    /// Pooled MAE over the validation slots (`None`: the model failed at an origin).
+    pub choice: Choice,
+    /// Pooled MAE over the validation slots (`None`: a model failed at an origin).
     pub mae: Option<f64>,
     errors: Vec<f64>,
 }
@@ -47,41 +82,82 @@ fn prefix(reg: &Regular, len: usize) -> Regular {
     }
 }
 
-/// Every candidate's validation on `reg` at `horizon` steps.
+fn mae(errors: &[f64]) -> f64 {
+    errors.iter().sum::<f64>() / errors.len() as f64
+}
+
+/// Every candidate's validation on `reg` at `horizon` steps, then the ensemble of the best
+/// [`ENSEMBLE`] (by those MAEs) validated on the same origins.
 pub fn validate(reg: &Regular, settings: &ForecastSettings, horizon: usize) -> Vec<Validation> {
     let n = reg.len();
     let origins: Vec<usize> = (1..=ORIGINS)
         .filter_map(|k| n.checked_sub(k * horizon))
         .filter(|&cut| cut >= MIN_VALIDATION_FIT)
         .collect();
-    let mut errors = vec![Vec::new(); CANDIDATES.len()];
-    let mut failed = vec![origins.is_empty(); CANDIDATES.len()];
+    // points[c][o]: candidate c's forecast at origin o (None: failed).
+    let mut points: Vec<Vec<Option<Vec<f64>>>> = vec![Vec::new(); CANDIDATES.len()];
     for &cut in &origins {
         let history = prefix(reg, cut);
         for (c, &model) in CANDIDATES.iter().enumerate() {
-            match forecast(&history, settings, model, horizon) {
-                Ok(fc) => {
-                    for (i, &p) in fc.point.iter().enumerate() {
-                        let t = cut + i;
-                        if t < n && reg.observed[t] {
-                            errors[c].push((reg.values[t] - p).abs());
-                        }
-                    }
-                }
-                Err(_) => failed[c] = true,
-            }
+            points[c].push(
+                forecast(&history, settings, model, horizon)
+                    .ok()
+                    .map(|f| f.point),
+            );
         }
     }
-    CANDIDATES
+    // Absolute errors of a forecast per origin (None when one failed).
+    let errors_of = |per_origin: &[Option<Vec<f64>>]| -> Option<Vec<f64>> {
+        let mut out = Vec::new();
+        for (&cut, fc) in origins.iter().zip(per_origin) {
+            for (i, &p) in fc.as_ref()?.iter().enumerate() {
+                let t = cut + i;
+                if t < n && reg.observed[t] {
+                    out.push((reg.values[t] - p).abs());
+                }
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    };
+    let mut vals: Vec<Validation> = CANDIDATES
         .iter()
-        .zip(errors)
-        .zip(failed)
-        .map(|((&model, errors), failed)| {
-            let mae = (!failed && !errors.is_empty())
-                .then(|| errors.iter().sum::<f64>() / errors.len() as f64);
-            Validation { model, mae, errors }
+        .zip(&points)
+        .map(|(&model, per_origin)| {
+            let errors = errors_of(per_origin);
+            Validation {
+                choice: Choice::Model(model),
+                mae: errors.as_deref().map(mae),
+                errors: errors.unwrap_or_default(),
+            }
         })
-        .collect()
+        .collect();
+    let mut ranked: Vec<(usize, f64)> = vals
+        .iter()
+        .enumerate()
+        .filter_map(|(c, v)| Some((c, v.mae?)))
+        .collect();
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
+    if ranked.len() >= ENSEMBLE {
+        let members: Vec<usize> = ranked[..ENSEMBLE].iter().map(|&(c, _)| c).collect();
+        let mean: Vec<Option<Vec<f64>>> = (0..origins.len())
+            .map(|o| {
+                let mut acc = vec![0.0; horizon];
+                for &c in &members {
+                    for (a, p) in acc.iter_mut().zip(points[c][o].as_ref()?) {
+                        *a += p / members.len() as f64;
+                    }
+                }
+                Some(acc)
+            })
+            .collect();
+        let errors = errors_of(&mean);
+        vals.push(Validation {
+            choice: Choice::Ensemble(members.iter().map(|&c| CANDIDATES[c]).collect()),
+            mae: errors.as_deref().map(mae),
+            errors: errors.unwrap_or_default(),
+        });
+    }
+    vals
 }
 
 /// The split-conformal half-width at `level` from absolute errors.
@@ -96,7 +172,7 @@ fn conformal(errors: &[f64], level: f64) -> Option<f64> {
     Some(e[k.clamp(1, m) - 1])
 }
 
-/// Forecasts `horizon` steps with the model chosen by validation; see the module docs.
+/// Forecasts `horizon` steps with the choice validation made; see the module docs.
 pub fn fit_auto(
     reg: &Regular,
     settings: &ForecastSettings,
@@ -108,9 +184,30 @@ pub fn fit_auto(
         .filter_map(|v| Some((v, v.mae?)))
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(v, _)| v);
-    let chosen = best.map_or(ModelKind::SeasonalNaive, |v| v.model);
-    let mut fc = forecast(reg, settings, chosen, horizon)?;
-    if let Some(q) = best.and_then(|v| conformal(&v.errors, settings.interval_width)) {
+    let chosen = best.map_or(Choice::Model(ModelKind::SeasonalNaive), |v| {
+        v.choice.clone()
+    });
+    let mut fc = match &chosen {
+        Choice::Model(m) => forecast(reg, settings, *m, horizon)?,
+        Choice::Ensemble(ms) => {
+            let fits = ms
+                .iter()
+                .map(|&m| forecast(reg, settings, m, horizon))
+                .collect::<Result<Vec<_>, _>>()?;
+            let k = fits.len() as f64;
+            let mut fc = fits[0].clone();
+            for i in 0..horizon {
+                fc.point[i] = fits.iter().map(|f| f.point[i]).sum::<f64>() / k;
+                fc.lower[i] = fits.iter().map(|f| f.lower[i]).sum::<f64>() / k;
+                fc.upper[i] = fits.iter().map(|f| f.upper[i]).sum::<f64>() / k;
+            }
+            let details: Vec<&str> = fits.iter().map(|f| f.detail.as_str()).collect();
+            fc.detail = details.join(" + ");
+            fc
+        }
+    };
+    let level = 1.0 - (1.0 - settings.interval_width) * TAIL_SHARE;
+    if let Some(q) = best.and_then(|v| conformal(&v.errors, level)) {
         fc.lower = fc.point.iter().map(|p| p - q).collect();
         fc.upper = fc.point.iter().map(|p| p + q).collect();
     }
@@ -120,7 +217,7 @@ pub fn fit_auto(
                 .iter()
                 .map(|v| {
                     let mae = v.mae.map_or("failed".to_string(), crate::num::compact);
-                    format!("{} {mae}", v.model)
+                    format!("{} {mae}", v.choice)
                 })
                 .collect();
             format!("validation MAE {}", parts.join(", "))

@@ -20,6 +20,7 @@ pub mod prophet_native;
 pub mod regular;
 pub mod season;
 pub mod series;
+pub mod theta;
 
 use std::time::Duration;
 

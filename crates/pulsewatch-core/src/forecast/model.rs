@@ -31,6 +31,9 @@
 //!   [`SNAIVE_ERRORS`] of them, widened by √k in the k-th season ahead (errors of k seasons
 //!   add up). This is the baseline `forecast --all --holdout` measures skill against.
 //!
+//! * **theta**: Theta with seasonal adjustment at mstl's periods and an optimised theta
+//!   ([`super::theta`], written here).
+//!
 //! Fallbacks, never panics:
 //! * fewer than [`MIN_POINTS`] slots: [`ForecastError::TooShort`];
 //! * a constant series (all values within 1e-12 relative of each other): a flat forecast at that
@@ -177,6 +180,19 @@ pub fn forecast(
         }
         ModelKind::Prophet => fit_prophet(reg, settings, horizon, &mut out)?,
         ModelKind::SeasonalNaive => fit_snaive(reg, settings, horizon, &mut out),
+        ModelKind::Theta => {
+            let (periods, note) = mstl_periods(reg, &settings.mstl_periods);
+            out.note = note;
+            super::theta::fit_theta(reg, &periods, horizon, &mut out);
+            augurs::Forecast {
+                point: std::mem::take(&mut out.point),
+                intervals: Some(augurs::ForecastIntervals {
+                    level,
+                    lower: std::mem::take(&mut out.lower),
+                    upper: std::mem::take(&mut out.upper),
+                }),
+            }
+        }
         ModelKind::Auto => {
             // Chooses among the other models, which check their own output.
             let mut fc = super::auto::fit_auto(reg, settings, horizon)?;

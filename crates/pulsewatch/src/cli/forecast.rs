@@ -45,6 +45,11 @@ pub struct ForecastArgs {
     /// Fit on all but the last horizon and score the forecast on it.
     #[arg(long)]
     pub holdout: bool,
+    /// With `--all`: drop the last DURATION of every series first, so the held-out horizon ends
+    /// that much earlier (earlier origins, for choosing constants on data the reported figures
+    /// do not use).
+    #[arg(long, value_name = "DURATION", requires = "all")]
+    pub before: Option<HumanDuration>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -72,7 +77,8 @@ pub fn output(args: &ForecastArgs, cfg: &Config) -> Result<String> {
     let models = parse_models(args.model.as_deref(), settings.model)?;
     let root = args.data.clone().unwrap_or_else(|| cfg.data.dir.clone());
     if args.all {
-        let report = evaluate_corpus(&root, &settings, &models, true)?;
+        let before = args.before.map_or(0, |d| d.0.as_secs() as i64);
+        let report = evaluate_corpus(&root, &settings, &models, before, true)?;
         return Ok(if args.json {
             serde_json::to_string_pretty(&report)? + "\n"
         } else {
@@ -364,18 +370,27 @@ pub fn corpus_keys(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-/// Held-out evaluation of every corpus series with each model. `progress` prints one line per
-/// model to stderr.
+/// Held-out evaluation of every corpus series with each model, each series cut `before`
+/// seconds before its last point first. `progress` prints one line per model to stderr.
 pub fn evaluate_corpus(
     root: &Path,
     settings: &ForecastSettings,
     models: &[ModelKind],
+    before: i64,
     progress: bool,
 ) -> Result<CorpusReport> {
     let keys = corpus_keys(root)?;
     let mut series = Vec::with_capacity(keys.len());
     for (key, path) in &keys {
-        series.push(read_series(path, key)?);
+        let mut s = read_series(path, key)?;
+        if before > 0
+            && let Some(&last) = s.timestamps.last()
+        {
+            let keep = s.timestamps.partition_point(|&t| t <= last - before);
+            s.timestamps.truncate(keep);
+            s.values.truncate(keep);
+        }
+        series.push(s);
     }
     let mut out = Vec::new();
     // The baseline's results, for skill (computed here unless snaive is among the models).

@@ -805,7 +805,7 @@ fn corpus_evaluation_reports_skill_against_seasonal_naive() {
         std::fs::write(cat.join(format!("s{k}.csv")), csv).expect("write");
     }
     let models = [ModelKind::Mstl, ModelKind::SeasonalNaive];
-    let r = evaluate_corpus(dir.path(), &settings(), &models, false).expect("evaluates");
+    let r = evaluate_corpus(dir.path(), &settings(), &models, 0, false).expect("evaluates");
     let mase = |m: usize| -> Vec<f64> {
         r.models[m]
             .results
@@ -841,12 +841,16 @@ fn auto_chooses_by_validation_and_bands_from_its_errors() {
     let train = regularise(&ts[..8 * 288], &vs[..8 * 288]).expect("regularises");
     let f = forecast(&train, &settings(), ModelKind::Auto, 288).expect("auto");
     assert_eq!(f.model, ModelKind::Auto);
+    let chosen = f.detail.split(':').next().unwrap_or_default();
     assert!(
-        f.detail.starts_with("snaive: ") || f.detail.starts_with("mstl: "),
+        ["snaive", "mstl", "theta"]
+            .iter()
+            .any(|m| chosen.contains(m))
+            && !chosen.contains("ets"),
         "{}",
         f.detail
     );
-    for c in ["snaive ", "mstl ", "ets "] {
+    for c in ["snaive ", "theta ", "mstl ", "ets ", "mean of "] {
         assert!(f.detail.contains(c), "{c} missing from {}", f.detail);
     }
     // One conformal half-width at every step.
@@ -863,4 +867,60 @@ fn auto_chooses_by_validation_and_bands_from_its_errors() {
     let short = regularise(&ts[..100], &vs[..100]).expect("regularises");
     let f = forecast(&short, &settings(), ModelKind::Auto, 60).expect("auto");
     assert!(f.detail.starts_with("snaive: Naive"), "{}", f.detail);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Theta
+
+/// Mean absolute error of `f` over the first `n` held-out values.
+fn mae_over(f: &Forecast, actual: &[f64], n: usize) -> f64 {
+    (0..n).map(|i| (f.point[i] - actual[i]).abs()).sum::<f64>() / n as f64
+}
+
+#[test]
+fn theta_follows_a_daily_cycle_and_a_drift_better_than_seasonal_naive() {
+    // Nine days of 5-minute points: a daily wave, a drift of 2 a day and noise; the last day is
+    // held out. Theta adjusts the cycle away, so the line carries the drift; seasonal naive
+    // repeats yesterday, a whole day's drift behind, with yesterday's noise.
+    let (ts, wave) = synthetic(9 * 288, 300, 10.0, 0.0, 1.0);
+    let vs: Vec<f64> = wave
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v + 2.0 * i as f64 / 288.0)
+        .collect();
+    let train = regularise(&ts[..8 * 288], &vs[..8 * 288]).expect("regularises");
+    let held = &vs[8 * 288..];
+    let theta = forecast(&train, &settings(), ModelKind::Theta, 288).expect("theta");
+    assert!(
+        theta.detail.starts_with("Theta(+[288], θ="),
+        "{}",
+        theta.detail
+    );
+    assert_eq!(theta.periods.len(), 1);
+    let snaive = forecast(&train, &settings(), ModelKind::SeasonalNaive, 288).expect("snaive");
+    let (t, s) = (mae_over(&theta, held, 288), mae_over(&snaive, held, 288));
+    assert!(
+        t < 0.6 * s,
+        "theta MAE {t} vs seasonal naive {s}: {}",
+        theta.detail
+    );
+    assert!(t < 1.0, "theta MAE {t} (noise amplitude 1)");
+    assert_band_covers(&theta, held, 262);
+    // The band widens with the horizon.
+    assert!(theta.upper[287] - theta.lower[287] > theta.upper[0] - theta.lower[0]);
+}
+
+#[test]
+fn theta_uses_an_additive_cycle_when_values_cross_zero_and_none_without_two_days() {
+    let (ts, vs) = synthetic(4 * 288, 300, 10.0, 0.0, 1.0);
+    let centred: Vec<f64> = vs.iter().map(|v| v - 50.0).collect();
+    let train = regularise(&ts[..3 * 288], &centred[..3 * 288]).expect("regularises");
+    let f = forecast(&train, &settings(), ModelKind::Theta, 288).expect("theta");
+    assert!(f.detail.starts_with("Theta(+[288], θ="), "{}", f.detail);
+    assert!(mae_over(&f, &centred[3 * 288..], 288) < 1.0);
+    let short = regularise(&ts[..200], &vs[..200]).expect("regularises");
+    let f = forecast(&short, &settings(), ModelKind::Theta, 12).expect("theta");
+    assert!(f.detail.starts_with("Theta(θ="), "{}", f.detail);
+    assert!(f.periods.is_empty());
+    assert!(f.point.iter().all(|p| p.is_finite()));
 }
