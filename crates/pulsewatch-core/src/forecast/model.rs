@@ -183,15 +183,7 @@ pub fn forecast(
         ModelKind::Theta => {
             let (periods, note) = mstl_periods(reg, &settings.mstl_periods);
             out.note = note;
-            super::theta::fit_theta(reg, &periods, horizon, &mut out);
-            augurs::Forecast {
-                point: std::mem::take(&mut out.point),
-                intervals: Some(augurs::ForecastIntervals {
-                    level,
-                    lower: std::mem::take(&mut out.lower),
-                    upper: std::mem::take(&mut out.upper),
-                }),
-            }
+            super::theta::fit_theta(reg, &periods, horizon, &mut out)
         }
         ModelKind::Auto => {
             // Chooses among the other models, which check their own output.

@@ -297,8 +297,13 @@ fn fit_one(y: &[f64], periods: &[Period], multiplicative: bool) -> Fit {
 }
 
 /// Fits Theta on `reg` with seasonal `periods` and forecasts `horizon` steps; see the module
-/// docs. Fills `out`'s point, band and detail.
-pub(crate) fn fit_theta(reg: &Regular, periods: &[Period], horizon: usize, out: &mut Forecast) {
+/// docs; sets `out`'s detail and periods.
+pub(crate) fn fit_theta(
+    reg: &Regular,
+    periods: &[Period],
+    horizon: usize,
+    out: &mut Forecast,
+) -> augurs::Forecast {
     let y = &reg.values;
     let n = y.len();
     // Additive always; multiplicative too when every value is positive and there is a cycle:
@@ -320,16 +325,15 @@ pub(crate) fn fit_theta(reg: &Regular, periods: &[Period], horizon: usize, out: 
     } = fit;
     let sigma = (sse / (n - 1).max(1) as f64).sqrt();
     let z = normal_quantile(0.5 + out.level / 2.0);
-    out.point.clear();
-    out.lower.clear();
-    out.upper.clear();
+    let mut point = Vec::with_capacity(horizon);
+    let (mut lower, mut upper) = (Vec::with_capacity(horizon), Vec::with_capacity(horizon));
     for h in 1..=horizon {
         let t = n - 1 + h;
         let p = season.restore(t, (1.0 - 1.0 / theta) * (a + b * t as f64) + level / theta);
         let w = z * sigma * (1.0 + (h as f64 - 1.0) * alpha * alpha).sqrt();
-        out.point.push(p);
-        out.lower.push(p - w);
-        out.upper.push(p + w);
+        point.push(p);
+        lower.push(p - w);
+        upper.push(p + w);
     }
     let kind = if season.indices.is_empty() {
         String::new()
@@ -347,6 +351,14 @@ pub(crate) fn fit_theta(reg: &Regular, periods: &[Period], horizon: usize, out: 
         .filter(|p| season.indices.iter().any(|(s, _)| *s == p.steps))
         .copied()
         .collect();
+    augurs::Forecast {
+        point,
+        intervals: Some(augurs::ForecastIntervals {
+            level: out.level,
+            lower,
+            upper,
+        }),
+    }
 }
 
 #[cfg(test)]
