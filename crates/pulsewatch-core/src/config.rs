@@ -204,15 +204,38 @@ pub struct NamedQuery {
     pub name: String,
     /// The PromQL expression.
     pub query: String,
+    /// Capacity threshold for every series of this query: time to rising to `above`...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
+    /// ... or to falling to `below` (at most one of the two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
 }
 
 impl NamedQuery {
-    fn new(name: &str, query: &str) -> Self {
+    /// A query without a threshold.
+    pub fn new(name: &str, query: &str) -> Self {
         NamedQuery {
             name: name.into(),
             query: query.into(),
+            above: None,
+            below: None,
         }
     }
+}
+
+/// One `[[forecast.thresholds]]` entry: a series pattern and the value it must not cross.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdConfig {
+    /// A series id; `*` matches any run of characters (`"disk_used*"`).
+    pub series: String,
+    /// Time to rising to this value...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
+    /// ... or to falling to this one (exactly one of the two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
 }
 
 /// Default queries: node-exporter on Linux, with `or` variants for windows_exporter.
@@ -765,6 +788,10 @@ pub struct ForecastConfig {
     pub interval_width: f64,
     /// How often the engine refits forecasts of series with new points ("0s" = only on demand).
     pub refresh: HumanDuration,
+    /// How far the long view and time-to-threshold look ahead ("0s": only `horizon`).
+    pub long_horizon: HumanDuration,
+    /// Capacity thresholds: `[[forecast.thresholds]] series = "disk_used*"  above = 0.9`.
+    pub thresholds: Vec<ThresholdConfig>,
     pub prophet: ProphetConfig,
     pub mstl: MstlConfig,
 }
@@ -775,6 +802,8 @@ impl Default for ForecastConfig {
             horizon: HumanDuration::secs(86_400),
             interval_width: 0.95,
             refresh: HumanDuration::secs(60),
+            long_horizon: HumanDuration::secs(7 * 86_400),
+            thresholds: Vec::new(),
             prophet: ProphetConfig::default(),
             mstl: MstlConfig::default(),
         }
@@ -1435,8 +1464,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.source.shard()?;
         self.detector.validate()?;
-        crate::forecast::ForecastSettings::from_config(&self.forecast)
-            .map_err(|e| e.to_string())?;
+        crate::forecast::ForecastSettings::for_config(self).map_err(|e| e.to_string())?;
         self.replay.validate()?;
         self.prometheus.validate()?;
         self.pushgateway.validate()?;

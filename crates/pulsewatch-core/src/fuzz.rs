@@ -157,10 +157,7 @@ pub fn query_range(data: &[u8]) {
         ),
         None => (200, data),
     };
-    let q = NamedQuery {
-        name: "fuzz".into(),
-        query: "up".into(),
-    };
+    let q = NamedQuery::new("fuzz", "up");
     match parse_query_range(&q, PROM_URL, status, body) {
         Ok(series) => {
             assert!(

@@ -48,9 +48,9 @@ use tokio::sync::{mpsc, watch};
 
 use pulsewatch_core::config::ForecastConfig;
 use pulsewatch_core::detect::Point;
-use pulsewatch_core::forecast::model::{Forecast, MIN_POINTS};
+use pulsewatch_core::forecast::model::MIN_POINTS;
 use pulsewatch_core::forecast::{
-    ForecastError, ForecastHistory, ForecastSettings, ModelKind, SeriesForecast,
+    Fitted, ForecastError, ForecastHistory, ForecastSettings, ModelKind, SeriesForecast,
 };
 
 /// Share of one core scheduled fits may use on average.
@@ -199,7 +199,7 @@ struct SeriesData {
 
 struct FitDone {
     series: String,
-    result: Result<Forecast, ForecastError>,
+    result: Result<Fitted, ForecastError>,
     took: Duration,
 }
 
@@ -417,7 +417,7 @@ impl Actor {
             self.running = Some(name);
             tokio::task::spawn_blocking(move || {
                 let t0 = Instant::now();
-                let result = SeriesForecast::fit_history(&history, &settings);
+                let result = SeriesForecast::fit_history(&series, &history, &settings);
                 let took = t0.elapsed();
                 tracing::debug!(target: "pulsewatch::forecast", series = %series, ok = result.is_ok(), elapsed = ?took, "forecast fit");
                 let _ = tx.send(FitDone {

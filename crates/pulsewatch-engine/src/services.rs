@@ -54,7 +54,7 @@ pub fn core_settings(cfg: &Config, source: SourceKind) -> Result<CoreSettings> {
 
 /// Engine settings from the config.
 pub fn engine_settings(cfg: &Config, source: SourceKind) -> Result<EngineSettings> {
-    let forecast = ForecastSettings::from_config(&cfg.forecast).map_err(|e| eyre!(e))?;
+    let forecast = ForecastSettings::for_config(cfg).map_err(|e| eyre!(e))?;
     cfg.replay.validate().map_err(|e| eyre!(e))?;
     let speed = cfg.replay.speed;
     Ok(EngineSettings {

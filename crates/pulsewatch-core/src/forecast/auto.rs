@@ -12,7 +12,9 @@
 //!
 //! **Band.** The chosen model's absolute validation errors, pooled over origins and steps,
 //! give the half-width: their `⌈(m + 1)·q⌉`-th smallest of `m` (the split-conformal quantile)
-//! at `q = 1 − (1 − level)·`[`TAIL_SHARE`] (0.975 for 95 % bands), the same at every step. Without validation errors the model's own band is kept.
+//! at `q = 1 − (1 − level)·`[`TAIL_SHARE`] (0.975 for 95 % bands), the same at every step of the
+//! validated horizon and √k times that in the k-th horizon beyond it (the long view). Without
+//! validation errors the model's own band is kept.
 //!
 //! **Constants** ([`ORIGINS`], [`ENSEMBLE`], [`TAIL_SHARE`]) were chosen on the held-out days
 //! *before* the reported one (`forecast --all --holdout --before 1d` and `--before 2d`); see
@@ -172,11 +174,13 @@ fn conformal(errors: &[f64], level: f64) -> Option<f64> {
     Some(e[k.clamp(1, m) - 1])
 }
 
-/// Forecasts `horizon` steps with the choice validation made; see the module docs.
+/// Forecasts `steps` (≥ `horizon`) steps with the choice validation at `horizon` made; see the
+/// module docs.
 pub fn fit_auto(
     reg: &Regular,
     settings: &ForecastSettings,
     horizon: usize,
+    steps: usize,
 ) -> Result<Forecast, ForecastError> {
     let vals = validate(reg, settings, horizon);
     let best = vals
@@ -188,15 +192,15 @@ pub fn fit_auto(
         v.choice.clone()
     });
     let mut fc = match &chosen {
-        Choice::Model(m) => forecast(reg, settings, *m, horizon)?,
+        Choice::Model(m) => forecast(reg, settings, *m, steps)?,
         Choice::Ensemble(ms) => {
             let fits = ms
                 .iter()
-                .map(|&m| forecast(reg, settings, m, horizon))
+                .map(|&m| forecast(reg, settings, m, steps))
                 .collect::<Result<Vec<_>, _>>()?;
             let k = fits.len() as f64;
             let mut fc = fits[0].clone();
-            for i in 0..horizon {
+            for i in 0..steps {
                 fc.point[i] = fits.iter().map(|f| f.point[i]).sum::<f64>() / k;
                 fc.lower[i] = fits.iter().map(|f| f.lower[i]).sum::<f64>() / k;
                 fc.upper[i] = fits.iter().map(|f| f.upper[i]).sum::<f64>() / k;
@@ -208,8 +212,10 @@ pub fn fit_auto(
     };
     let level = 1.0 - (1.0 - settings.interval_width) * TAIL_SHARE;
     if let Some(q) = best.and_then(|v| conformal(&v.errors, level)) {
-        fc.lower = fc.point.iter().map(|p| p - q).collect();
-        fc.upper = fc.point.iter().map(|p| p + q).collect();
+        // Beyond the validated horizon (the long view) errors of k horizons add up: √k.
+        let width = |i: usize| q * ((i / horizon.max(1) + 1) as f64).sqrt();
+        fc.lower = fc.point.iter().enumerate().map(|(i, p)| p - width(i)).collect();
+        fc.upper = fc.point.iter().enumerate().map(|(i, p)| p + width(i)).collect();
     }
     let why = match best {
         Some(_) => {

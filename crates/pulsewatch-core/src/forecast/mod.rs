@@ -8,11 +8,13 @@
 //! * [`model`]: fitting and predicting ([`forecast`]), including the fallbacks for constant and
 //!   short series.
 //! * [`auto`]: choosing a model per series by rolling-origin validation, with conformal bands.
+//! * [`capacity`]: time to a configured threshold, and the decimated long view.
 //! * [`metrics`]: MAE, MASE, sMAPE and interval coverage on a held-out tail ([`holdout`]).
 //! * [`service`]: the engine's forecast service (background fits, snapshots over a watch channel).
 //! * [`cli`]: the `forecast` command.
 
 pub mod auto;
+pub mod capacity;
 pub mod history;
 pub mod metrics;
 pub mod model;
@@ -26,7 +28,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::ForecastConfig;
+use crate::config::{Config, ForecastConfig, ThresholdConfig};
 use crate::domain::Named;
 pub use crate::domain::{Expectation, ModelKind};
 
@@ -35,7 +37,8 @@ pub use metrics::{Accuracy, Holdout, holdout};
 pub use model::{Forecast, forecast, forecast_series};
 pub use regular::{Regular, RegularStats, regularise};
 pub use season::{Period, PeriodName};
-pub use series::SeriesForecast;
+pub use capacity::{Capacity, Direction, Threshold, ThresholdRule};
+pub use series::{Fitted, SeriesForecast};
 
 /// Why a forecast could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -124,8 +127,28 @@ pub struct ForecastSettings {
     pub horizon: Duration,
     pub interval_width: f64,
     pub refresh: Duration,
+    /// The long view and time-to-threshold horizon (at least `horizon` is always forecast).
+    pub long_horizon: Duration,
+    /// Capacity thresholds, first match wins.
+    pub thresholds: Vec<ThresholdRule>,
     pub prophet: ProphetSettings,
     pub mstl_periods: SeasonChoice,
+}
+
+/// One threshold from `above`/`below`; `what` names the entry for errors.
+fn threshold(what: &str, above: Option<f64>, below: Option<f64>) -> Result<Option<Threshold>, String> {
+    let (value, direction) = match (above, below) {
+        (None, None) => return Ok(None),
+        (Some(v), None) => (v, Direction::Above),
+        (None, Some(v)) => (v, Direction::Below),
+        (Some(_), Some(_)) => {
+            return Err(format!("{what}: set `above` or `below`, not both"));
+        }
+    };
+    if !value.is_finite() {
+        return Err(format!("{what}: the threshold {value} is not a finite number"));
+    }
+    Ok(Some(Threshold { value, direction }))
 }
 
 impl ForecastSettings {
@@ -163,11 +186,44 @@ impl ForecastSettings {
             .map_err(|e| key_err("prophet.seasonalities", e))?;
         let mstl_periods =
             season_choice(&cfg.mstl.periods).map_err(|e| key_err("mstl.periods", e))?;
+        if cfg.long_horizon.0 > Duration::from_secs(366 * 86_400) {
+            return Err(key_err(
+                "long_horizon",
+                format!("{} is longer than the 366d allowed", cfg.long_horizon),
+            ));
+        }
+        let mut thresholds = Vec::with_capacity(cfg.thresholds.len());
+        for (i, t) in cfg.thresholds.iter().enumerate() {
+            let ThresholdConfig {
+                series,
+                above,
+                below,
+            } = t;
+            let what = format!("forecast.thresholds[{i}] (series {series:?})");
+            if series.trim().is_empty() {
+                return Err(ForecastError::Config(format!(
+                    "{what}: `series` is empty (a series id, `*` for any run of characters)"
+                )));
+            }
+            match threshold(&what, *above, *below).map_err(ForecastError::Config)? {
+                Some(threshold) => thresholds.push(ThresholdRule {
+                    pattern: series.clone(),
+                    threshold,
+                }),
+                None => {
+                    return Err(ForecastError::Config(format!(
+                        "{what}: set `above` (e.g. 0.9) or `below`"
+                    )));
+                }
+            }
+        }
         Ok(ForecastSettings {
             model,
             horizon: cfg.horizon.0,
             interval_width: w,
             refresh: cfg.refresh.0,
+            long_horizon: cfg.long_horizon.0,
+            thresholds,
             prophet: ProphetSettings {
                 changepoint_prior_scale: cps,
                 seasonality_mode,
@@ -179,6 +235,30 @@ impl ForecastSettings {
     }
 }
 
+impl ForecastSettings {
+    /// [`ForecastSettings::from_config`] plus the thresholds set on `[[prometheus.queries]]`
+    /// (after those of `[[forecast.thresholds]]`: an explicit series rule wins).
+    pub fn for_config(cfg: &Config) -> Result<Self, ForecastError> {
+        let mut s = Self::from_config(&cfg.forecast)?;
+        for (i, q) in cfg.prometheus.queries.iter().enumerate() {
+            let what = format!("prometheus.queries[{i}] (name {:?})", q.name);
+            if let Some(threshold) =
+                threshold(&what, q.above, q.below).map_err(ForecastError::Config)?
+            {
+                for pattern in [q.name.clone(), format!("{}{{*", q.name)] {
+                    s.thresholds.push(ThresholdRule { pattern, threshold });
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// The threshold of `series`, if one is configured.
+    pub fn threshold_for(&self, series: &str) -> Option<Threshold> {
+        capacity::threshold_for(&self.thresholds, series)
+    }
+}
+
 impl Default for ForecastSettings {
     fn default() -> Self {
         ForecastSettings {
@@ -186,6 +266,8 @@ impl Default for ForecastSettings {
             horizon: Duration::from_secs(86_400),
             interval_width: 0.95,
             refresh: Duration::from_secs(60),
+            long_horizon: Duration::from_secs(7 * 86_400),
+            thresholds: Vec::new(),
             prophet: ProphetSettings {
                 changepoint_prior_scale: 0.05,
                 seasonality_mode: SeasonalityMode::Additive,

@@ -103,6 +103,32 @@ impl Forecast {
         self.point.is_empty()
     }
 
+    /// The same forecast without its steps (to be filled by the caller).
+    pub(crate) fn clone_meta(&self) -> Forecast {
+        Forecast {
+            model: self.model,
+            detail: self.detail.clone(),
+            step: self.step,
+            level: self.level,
+            timestamps: Vec::new(),
+            point: Vec::new(),
+            lower: Vec::new(),
+            upper: Vec::new(),
+            periods: self.periods.clone(),
+            history: self.history,
+            fit_time: self.fit_time,
+            note: self.note.clone(),
+        }
+    }
+
+    /// Keeps the first `steps` steps.
+    pub fn truncate(&mut self, steps: usize) {
+        self.timestamps.truncate(steps);
+        self.point.truncate(steps);
+        self.lower.truncate(steps);
+        self.upper.truncate(steps);
+    }
+
     /// The forecast step within half a step of `ts`, if the forecast covers it.
     pub fn expectation_at(&self, ts: i64) -> Option<crate::domain::Expectation> {
         let half = self.step / 2;
@@ -136,6 +162,20 @@ pub fn forecast(
     model: ModelKind,
     horizon: usize,
 ) -> Result<Forecast, ForecastError> {
+    forecast_to(reg, settings, model, horizon, horizon)
+}
+
+/// Forecasts `steps` (at least `horizon`) steps after the end of `reg` with `model`; `auto`
+/// validates its choice at `horizon` and extends it to `steps` (the long view).
+pub fn forecast_to(
+    reg: &Regular,
+    settings: &ForecastSettings,
+    model: ModelKind,
+    horizon: usize,
+    steps: usize,
+) -> Result<Forecast, ForecastError> {
+    let validate_at = horizon.min(steps);
+    let horizon = steps;
     let t0 = Instant::now();
     let n = reg.len();
     if n < MIN_POINTS {
@@ -187,7 +227,7 @@ pub fn forecast(
         }
         ModelKind::Auto => {
             // Chooses among the other models, which check their own output.
-            let mut fc = super::auto::fit_auto(reg, settings, horizon)?;
+            let mut fc = super::auto::fit_auto(reg, settings, validate_at, horizon)?;
             fc.fit_time = t0.elapsed();
             return Ok(fc);
         }

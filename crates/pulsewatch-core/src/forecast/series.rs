@@ -4,10 +4,24 @@
 
 use std::sync::Arc;
 
+use super::capacity::{Capacity, LONG_POINTS, decimate};
 use super::history::ForecastHistory;
-use super::model::{Forecast, forecast_series};
+use super::model::{Forecast, forecast_to};
+use super::regular::regularise;
 use super::{ForecastError, ForecastSettings};
 use crate::domain::{Expectation, Point};
+
+/// What one fit produces: the forecast over the horizon, the long view and the time to the
+/// series' threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted {
+    pub forecast: Forecast,
+    /// The forecast over `[forecast] long_horizon`, decimated ([`decimate`]); `None` when that
+    /// is not longer than the horizon.
+    pub long: Option<Forecast>,
+    /// When the forecast crosses the series' threshold, if it has one.
+    pub capacity: Option<Capacity>,
+}
 
 /// One series' forecast state.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +29,10 @@ pub struct SeriesForecast {
     pub series: String,
     /// The latest successful forecast.
     pub forecast: Option<Arc<Forecast>>,
+    /// Its long view (decimated), from the same fit.
+    pub long: Option<Arc<Forecast>>,
+    /// Time to the series' threshold, from the same fit.
+    pub capacity: Option<Capacity>,
     /// The error of the latest fit, if it failed (the previous forecast stays).
     pub error: Option<String>,
     /// A fit of this series is queued or running.
@@ -37,6 +55,8 @@ impl SeriesForecast {
         SeriesForecast {
             series: series.to_string(),
             forecast: None,
+            long: None,
+            capacity: None,
             error: None,
             pending: false,
             fits: 0,
@@ -54,26 +74,45 @@ impl SeriesForecast {
         let mut s = SeriesForecast::new(series);
         s.replay_time = points.iter().map(|p| p.timestamp).max();
         s.history_points = history.len();
-        s.record(Self::fit_history(&history, settings));
+        s.record(Self::fit_history(series, &history, settings));
         s
     }
 
-    /// The one fit: `settings.model` on a bucketed history. The forecast service, batch mode
-    /// and backfill all come here.
+    /// The one fit: `settings.model` on a bucketed history, over the longer of the horizon and
+    /// the long horizon, split into the forecast and the long view, with the time to the
+    /// series' threshold. The forecast service, batch mode and backfill all come here.
     pub fn fit_history(
+        series: &str,
         history: &ForecastHistory,
         settings: &ForecastSettings,
-    ) -> Result<Forecast, ForecastError> {
+    ) -> Result<Fitted, ForecastError> {
         let (ts, vs) = history.series();
-        forecast_series(&ts, &vs, settings, settings.model)
+        let reg = regularise(&ts, &vs)?;
+        let h = reg.steps_for(settings.horizon.as_secs());
+        let steps = reg.steps_for(settings.long_horizon.as_secs()).max(h);
+        let mut forecast = forecast_to(&reg, settings, settings.model, h, steps)?;
+        let capacity = settings.threshold_for(series).and_then(|th| {
+            let last = reg.observed.iter().rposition(|&o| o)?;
+            let origin = reg.start + last as i64 * reg.step;
+            Some(Capacity::from_forecast(&forecast, th, origin, reg.values[last]))
+        });
+        let long = (steps > h).then(|| decimate(&forecast, LONG_POINTS));
+        forecast.truncate(h);
+        Ok(Fitted {
+            forecast,
+            long,
+            capacity,
+        })
     }
 
     /// Records the result of a fit: a new forecast, or the error (the previous forecast stays).
-    pub fn record(&mut self, result: Result<Forecast, ForecastError>) {
+    pub fn record(&mut self, result: Result<Fitted, ForecastError>) {
         self.fits += 1;
         match result {
             Ok(f) => {
-                self.forecast = Some(Arc::new(f));
+                self.forecast = Some(Arc::new(f.forecast));
+                self.long = f.long.map(Arc::new);
+                self.capacity = f.capacity;
                 self.error = None;
             }
             Err(e) => self.error = Some(e.to_string()),

@@ -67,10 +67,7 @@ fn valid_seeds_are_accepted() {
         .expect("default config parses");
     fuzz::validate(&cfg).expect("default config validates");
     let body = std::fs::read(root.join("query_range/matrix.json")).expect("seed");
-    let q = pulsewatch_core::config::NamedQuery {
-        name: "up".into(),
-        query: "up".into(),
-    };
+    let q = pulsewatch_core::config::NamedQuery::new("up", "up");
     let series = pulsewatch_core::prom::parse_query_range(&q, "http://x", 200, &body[1..])
         .expect("matrix answer parses");
     assert_eq!(series.len(), 1);

@@ -109,6 +109,11 @@ fn rolling_forecast(
         return (p, lo, hi);
     };
     let horizon = settings.horizon.as_secs().max(1) as i64;
+    // Backfill writes the forecast over the horizon only: no long view.
+    let settings = &ForecastSettings {
+        long_horizon: std::time::Duration::ZERO,
+        ..settings.clone()
+    };
     let last = s.timestamps.iter().copied().max().unwrap_or(first);
     let points: Vec<Point> = s.points();
     // The first fit after two horizons of history.

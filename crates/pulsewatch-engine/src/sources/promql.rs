@@ -531,10 +531,7 @@ mod tests {
             step: Duration::from_secs(10),
             window: Duration::from_secs(600),
             timeout: Duration::from_secs(5),
-            queries: vec![NamedQuery {
-                name: "q".into(),
-                query: "m".into(),
-            }],
+            queries: vec![NamedQuery::new("q", "m")],
             shard: None,
             auth: Default::default(),
             headers: Default::default(),

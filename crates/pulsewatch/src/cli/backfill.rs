@@ -81,7 +81,7 @@ pub fn run(args: BackfillArgs, cfg: &Config) -> Result<()> {
         },
         forecast: if forecast {
             Some(
-                pulsewatch_core::forecast::ForecastSettings::from_config(&cfg.forecast)
+                pulsewatch_core::forecast::ForecastSettings::for_config(cfg)
                     .map_err(|e| eyre!(e))?,
             )
         } else {

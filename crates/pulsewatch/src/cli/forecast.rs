@@ -67,7 +67,7 @@ pub fn run(args: &ForecastArgs, cfg: &Config) -> Result<()> {
 
 /// What `pulsewatch forecast` prints (text or JSON). Progress of `--all` goes to stderr.
 pub fn output(args: &ForecastArgs, cfg: &Config) -> Result<String> {
-    let mut settings = ForecastSettings::from_config(&cfg.forecast)?;
+    let mut settings = ForecastSettings::for_config(cfg)?;
     if let Some(h) = args.horizon {
         if h.is_zero() {
             bail!("--horizon must be longer than 0s");

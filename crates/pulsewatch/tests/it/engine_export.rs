@@ -214,10 +214,7 @@ fn promql_source_rediscovers_label_sets_and_reports_errors() {
             step: Duration::from_secs(1),
             window: Duration::from_secs(60),
             timeout: Duration::from_secs(5),
-            queries: vec![NamedQuery {
-                name: "disc".into(),
-                query: query.into(),
-            }],
+            queries: vec![NamedQuery::new("disc", query)],
             shard: None,
             auth: Default::default(),
             headers: Default::default(),

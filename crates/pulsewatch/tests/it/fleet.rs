@@ -27,10 +27,7 @@ fn client(url: &str, query: &str) -> PromClient {
         step: Duration::from_secs(1),
         window: Duration::from_secs(300),
         timeout: Duration::from_secs(5),
-        queries: vec![NamedQuery {
-            name: "synth".into(),
-            query: query.into(),
-        }],
+        queries: vec![NamedQuery::new("synth", query)],
         shard: None,
         auth: Default::default(),
         headers: Default::default(),

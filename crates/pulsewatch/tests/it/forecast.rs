@@ -924,3 +924,141 @@ fn theta_uses_an_additive_cycle_when_values_cross_zero_and_none_without_two_days
     assert!(f.periods.is_empty());
     assert!(f.point.iter().all(|p| p.is_finite()));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Capacity planning
+
+/// A disk filling linearly: 0.5 → 0.74 over four days of 5-minute points (0.06 a day) with
+/// noise of ±0.01, and a daily wobble of 0.005; 0.9 is reached 2⅔ days after the last point.
+fn linear_fill() -> (Vec<pulsewatch_core::domain::Point>, i64) {
+    let step = 300;
+    let n = 4 * 288;
+    let rate = 0.06 / 86_400.0;
+    let points: Vec<_> = (0..n)
+        .map(|i| {
+            let t = T0 + i as i64 * step;
+            let day = 2.0 * PI * (t % 86_400) as f64 / 86_400.0;
+            pulsewatch_core::domain::Point {
+                timestamp: t,
+                value: 0.5 + rate * (i as i64 * step) as f64 + 0.01 * noise(i) + 0.005 * day.sin(),
+            }
+        })
+        .collect();
+    let truth = T0 + ((0.9 - 0.5) / rate).round() as i64;
+    (points, truth)
+}
+
+/// Models whose trend carries on (mstl's is damped by design, snaive has none, and Prophet's
+/// wasmstan fit is too slow for this test binary).
+const TRENDING: [ModelKind; 3] = [ModelKind::Theta, ModelKind::Ets, ModelKind::Auto];
+
+#[test]
+fn time_to_threshold_on_a_linear_fill_is_within_five_percent() {
+    use pulsewatch_core::config::ThresholdConfig;
+    use pulsewatch_core::forecast::SeriesForecast;
+    use pulsewatch_core::forecast::capacity::{Bound, LONG_POINTS};
+    let (points, truth) = linear_fill();
+    let last = points.last().map_or(0, |p| p.timestamp);
+    let true_eta = (truth - last) as f64;
+    for model in TRENDING {
+        let mut c = ForecastConfig {
+            model,
+            ..ForecastConfig::default()
+        };
+        c.thresholds.push(ThresholdConfig {
+            series: "disk_used*".into(),
+            above: Some(0.9),
+            below: None,
+        });
+        let s = ForecastSettings::from_config(&c).expect("valid");
+        let f = SeriesForecast::fit("disk_used{instance=\"a\"}", &points, &s);
+        let cap = f.capacity.as_ref().expect("a threshold matched");
+        assert_eq!(cap.origin, last);
+        let eta = |b| cap.eta(b, last).map(|e| e as f64);
+        let likely = eta(Bound::Likely).expect("crosses within 7 days");
+        assert!(
+            (likely / true_eta - 1.0).abs() <= 0.05,
+            "{model}: likely ETA {likely} s, truth {true_eta} s ({})",
+            cap.describe(last)
+        );
+        let earliest = eta(Bound::Earliest).expect("the band's upper side crosses");
+        assert!(earliest <= likely, "{model}: {}", cap.describe(last));
+        if let Some(latest) = eta(Bound::Latest) {
+            assert!(latest >= likely, "{model}: {}", cap.describe(last));
+        }
+        let text = cap.describe(last);
+        assert!(text.starts_with("crosses above 0.9 in about"), "{text}");
+        // The forecast keeps its one-day horizon; the long view spans seven days in ≤ 168 blocks.
+        let fc = f.forecast.as_ref().expect("forecast");
+        assert_eq!(fc.len(), 288);
+        let long = f.long.as_ref().expect("long view");
+        assert!(long.len() <= LONG_POINTS, "{}", long.len());
+        assert_eq!(long.timestamps.last(), Some(&(last + 7 * 86_400)));
+        // A series the rule does not match has no capacity; a falling one crosses `below`.
+        let other = SeriesForecast::fit("cpu_busy", &points, &s);
+        assert!(other.capacity.is_none());
+    }
+    let mut c = ForecastConfig::default();
+    c.model = ModelKind::Auto;
+    c.thresholds.push(ThresholdConfig {
+        series: "free".into(),
+        above: None,
+        below: Some(0.1),
+    });
+    let s = ForecastSettings::from_config(&c).expect("valid");
+    let draining: Vec<_> = points
+        .iter()
+        .map(|p| pulsewatch_core::domain::Point {
+            timestamp: p.timestamp,
+            value: 1.0 - p.value,
+        })
+        .collect();
+    let f = SeriesForecast::fit("free", &draining, &s);
+    let cap = f.capacity.as_ref().expect("threshold");
+    let likely = cap.eta(Bound::Likely, last).expect("crosses") as f64;
+    assert!((likely / true_eta - 1.0).abs() <= 0.05, "{}", cap.describe(last));
+}
+
+#[test]
+fn thresholds_are_validated_with_the_entry_named() {
+    use pulsewatch_core::config::{NamedQuery, ThresholdConfig};
+    let mut c = ForecastConfig::default();
+    c.thresholds.push(ThresholdConfig {
+        series: "disk*".into(),
+        above: Some(0.9),
+        below: Some(0.1),
+    });
+    let e = ForecastSettings::from_config(&c).expect_err("both");
+    assert!(
+        e.to_string()
+            .contains("forecast.thresholds[0] (series \"disk*\"): set `above` or `below`, not both"),
+        "{e}"
+    );
+    c.thresholds[0].below = None;
+    c.thresholds[0].above = Some(f64::NAN);
+    let e = ForecastSettings::from_config(&c).expect_err("nan");
+    assert!(e.to_string().contains("not a finite number"), "{e}");
+    c.thresholds[0].above = None;
+    let e = ForecastSettings::from_config(&c).expect_err("neither");
+    assert!(e.to_string().contains("set `above` (e.g. 0.9) or `below`"), "{e}");
+    // A query's threshold applies to every series of that query, after explicit rules.
+    let mut cfg = Config::default();
+    cfg.forecast.thresholds = vec![ThresholdConfig {
+        series: "disk_used{instance=\"db\"}".into(),
+        above: Some(0.8),
+        below: None,
+    }];
+    let mut q = NamedQuery::new("disk_used", "x");
+    q.above = Some(0.9);
+    cfg.prometheus.queries = vec![q];
+    let s = ForecastSettings::for_config(&cfg).expect("valid");
+    let at = |id: &str| s.threshold_for(id).map(|t| t.value);
+    assert_eq!(at("disk_used{instance=\"db\"}"), Some(0.8));
+    assert_eq!(at("disk_used{instance=\"web\"}"), Some(0.9));
+    assert_eq!(at("disk_used"), Some(0.9));
+    assert_eq!(at("disk_used_bytes{instance=\"web\"}"), None);
+    // And through the config file, with the file's own error for a typo.
+    let toml = "[[forecast.thresholds]]\nseries = \"x\"\nabove = 1\nbellow = 2\n";
+    let e = Config::from_toml(toml, std::path::Path::new("pw.toml")).expect_err("unknown key");
+    assert!(e.to_string().contains("pw.toml") && e.to_string().contains("bellow"), "{e}");
+}

@@ -63,6 +63,8 @@ fn snapshot() -> Arc<Snapshot> {
             SeriesForecast {
                 series: s.key.clone(),
                 forecast: Some(Arc::new(f)),
+                long: None,
+                capacity: None,
                 error: None,
                 pending: false,
                 fits: 1,
