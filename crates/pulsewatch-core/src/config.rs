@@ -975,6 +975,7 @@ pub enum Action {
     Faster,
     Slower,
     Model,
+    LongView,
     Inject,
     InjectAtCursor,
     Clear,
@@ -986,7 +987,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 29] = [
         Action::Quit,
         Action::NextTab,
         Action::PrevTab,
@@ -1007,6 +1008,7 @@ impl Action {
         Action::Faster,
         Action::Slower,
         Action::Model,
+        Action::LongView,
         Action::Inject,
         Action::InjectAtCursor,
         Action::Clear,
@@ -1040,6 +1042,7 @@ impl Action {
             Action::Faster => ("faster", "replay faster", &["+", "="]),
             Action::Slower => ("slower", "replay slower", &["-"]),
             Action::Model => ("model", "switch forecast model", &["m"]),
+            Action::LongView => ("long_view", "7-day forecast view", &["w"]),
             Action::Inject => ("inject", "inject spikes at random", &["i"]),
             Action::InjectAtCursor => ("inject_at_cursor", "inject one at the cursor", &["I"]),
             Action::Clear => ("clear", "clear injected spikes", &["c"]),

@@ -50,6 +50,8 @@ fn bench(c: &mut Criterion) {
                 Arc::new(SeriesForecast {
                     series: s.key.clone(),
                     forecast: Some(Arc::new(f)),
+                    long: None,
+                    capacity: None,
                     error: None,
                     pending: false,
                     fits: 1,

@@ -49,6 +49,10 @@ pub fn table(report: &OnceReport) -> String {
                 )
             },
         );
+        let fc = match v.capacity() {
+            Some((cap, now)) => format!("{fc} · {}", cap.describe(now)),
+            None => fc,
+        };
         let cat: String = v.info.category.chars().take(22).collect();
         out.push_str(&format!(
             "{:<w$}  {:<22}  {:>7}  {:>5}  {:>11}  {:>5}  {}  {}\n",
@@ -109,6 +113,7 @@ pub fn json(report: &OnceReport) -> Value {
                     "anomaly": p.anomaly,
                 })),
                 "forecast": v.expectation(),
+                "capacity": v.capacity_json(),
                 "forecast_error": v.forecast.as_ref().and_then(|f| f.error.clone()),
             })
         })

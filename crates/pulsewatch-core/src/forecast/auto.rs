@@ -214,8 +214,18 @@ pub fn fit_auto(
     if let Some(q) = best.and_then(|v| conformal(&v.errors, level)) {
         // Beyond the validated horizon (the long view) errors of k horizons add up: √k.
         let width = |i: usize| q * ((i / horizon.max(1) + 1) as f64).sqrt();
-        fc.lower = fc.point.iter().enumerate().map(|(i, p)| p - width(i)).collect();
-        fc.upper = fc.point.iter().enumerate().map(|(i, p)| p + width(i)).collect();
+        fc.lower = fc
+            .point
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p - width(i))
+            .collect();
+        fc.upper = fc
+            .point
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p + width(i))
+            .collect();
     }
     let why = match best {
         Some(_) => {

@@ -51,13 +51,19 @@ impl Threshold {
     }
 }
 
-impl std::fmt::Display for Threshold {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let dir = match self.direction {
+impl Direction {
+    /// `above` or `below` (config key and label value).
+    pub fn name(self) -> &'static str {
+        match self {
             Direction::Above => "above",
             Direction::Below => "below",
-        };
-        write!(f, "{dir} {}", self.value)
+        }
+    }
+}
+
+impl std::fmt::Display for Threshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.direction.name(), self.value)
     }
 }
 
@@ -209,8 +215,10 @@ impl Capacity {
                 self.threshold,
                 part(Bound::Likely),
                 part(Bound::Earliest),
-                self.eta(Bound::Latest, now)
-                    .map_or(format!("after {}", fmt_eta((self.until - now).max(0))), fmt_eta),
+                self.eta(Bound::Latest, now).map_or(
+                    format!("after {}", fmt_eta((self.until - now).max(0))),
+                    fmt_eta
+                ),
             ),
             None => match self.earliest {
                 Some(_) => format!(
@@ -327,7 +335,11 @@ mod tests {
         };
         let c = Capacity::from_forecast(&f, below, 0, 0.5);
         assert_eq!((c.earliest, c.likely, c.latest), (None, None, None));
-        assert!(c.describe(0).contains("not within 10 min"), "{}", c.describe(0));
+        assert!(
+            c.describe(0).contains("not within 10 min"),
+            "{}",
+            c.describe(0)
+        );
         let c = Capacity::from_forecast(&f, th, 0, 0.95);
         assert!(c.reached);
         assert_eq!(c.likely, Some(0));

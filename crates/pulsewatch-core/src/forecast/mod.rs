@@ -32,12 +32,12 @@ use crate::config::{Config, ForecastConfig, ThresholdConfig};
 use crate::domain::Named;
 pub use crate::domain::{Expectation, ModelKind};
 
+pub use capacity::{Capacity, Direction, Threshold, ThresholdRule};
 pub use history::{ForecastHistory, MAX_BUCKETS};
 pub use metrics::{Accuracy, Holdout, holdout};
 pub use model::{Forecast, forecast, forecast_series};
 pub use regular::{Regular, RegularStats, regularise};
 pub use season::{Period, PeriodName};
-pub use capacity::{Capacity, Direction, Threshold, ThresholdRule};
 pub use series::{Fitted, SeriesForecast};
 
 /// Why a forecast could not be made.
@@ -136,7 +136,11 @@ pub struct ForecastSettings {
 }
 
 /// One threshold from `above`/`below`; `what` names the entry for errors.
-fn threshold(what: &str, above: Option<f64>, below: Option<f64>) -> Result<Option<Threshold>, String> {
+fn threshold(
+    what: &str,
+    above: Option<f64>,
+    below: Option<f64>,
+) -> Result<Option<Threshold>, String> {
     let (value, direction) = match (above, below) {
         (None, None) => return Ok(None),
         (Some(v), None) => (v, Direction::Above),
@@ -146,7 +150,9 @@ fn threshold(what: &str, above: Option<f64>, below: Option<f64>) -> Result<Optio
         }
     };
     if !value.is_finite() {
-        return Err(format!("{what}: the threshold {value} is not a finite number"));
+        return Err(format!(
+            "{what}: the threshold {value} is not a finite number"
+        ));
     }
     Ok(Some(Threshold { value, direction }))
 }

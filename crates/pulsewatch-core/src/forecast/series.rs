@@ -94,7 +94,12 @@ impl SeriesForecast {
         let capacity = settings.threshold_for(series).and_then(|th| {
             let last = reg.observed.iter().rposition(|&o| o)?;
             let origin = reg.start + last as i64 * reg.step;
-            Some(Capacity::from_forecast(&forecast, th, origin, reg.values[last]))
+            Some(Capacity::from_forecast(
+                &forecast,
+                th,
+                origin,
+                reg.values[last],
+            ))
         });
         let long = (steps > h).then(|| decimate(&forecast, LONG_POINTS));
         forecast.truncate(h);

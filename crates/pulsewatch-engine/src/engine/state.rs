@@ -12,6 +12,7 @@ use pulsewatch_core::domain::Expectation;
 pub use pulsewatch_core::domain::ScoredPoint;
 pub use pulsewatch_core::events::AnomalyEvent;
 use pulsewatch_core::forecast::SeriesForecast;
+use pulsewatch_core::forecast::capacity::{Bound, Capacity};
 
 pub use super::history::History;
 use crate::sources::source::{SeriesInfo, SourceKind, SourceStatus};
@@ -85,6 +86,44 @@ impl SeriesView {
     pub fn expectation(&self) -> Option<Expectation> {
         let f = self.forecast.as_ref()?;
         f.current.or(f.next)
+    }
+
+    /// The time to the series' threshold, and the time it counts from (the newest point's, so it
+    /// counts down between fits).
+    pub fn capacity(&self) -> Option<(&Capacity, i64)> {
+        let f = self.forecast.as_ref()?;
+        let cap = f.capacity.as_ref()?;
+        let now = self
+            .last()
+            .map(|p| p.timestamp)
+            .or(f.replay_time)
+            .unwrap_or(cap.origin)
+            .max(cap.origin);
+        Some((cap, now))
+    }
+
+    /// [`SeriesView::capacity`] as JSON: threshold, crossing times and seconds left per bound.
+    pub fn capacity_json(&self) -> Option<serde_json::Value> {
+        let (cap, now) = self.capacity()?;
+        let eta = |b| cap.eta(b, now);
+        Some(serde_json::json!({
+            "threshold": cap.threshold.value,
+            "direction": cap.threshold.direction,
+            "reached": cap.reached,
+            "now": now,
+            "eta_seconds": {
+                "earliest": eta(Bound::Earliest),
+                "likely": eta(Bound::Likely),
+                "latest": eta(Bound::Latest),
+            },
+            "crosses_at": {
+                "earliest": cap.earliest,
+                "likely": cap.likely,
+                "latest": cap.latest,
+            },
+            "until": cap.until,
+            "summary": cap.describe(now),
+        }))
     }
 }
 

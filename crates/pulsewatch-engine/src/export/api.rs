@@ -5,9 +5,9 @@
 //! |---|---|---|
 //! | GET | `/metrics` | the exported metric set (same as pushed) |
 //! | GET | `/api/v1/status` | source, exporter and replay state |
-//! | GET | `/api/v1/series` | every series with its latest point, counters and forecast band |
+//! | GET | `/api/v1/series` | every series with its latest point, counters, forecast band and time to threshold (`capacity`) |
 //! | GET | `/api/v1/points?series=ID&limit=N` | the newest N (default 100) scored points of a series |
-//! | GET | `/api/v1/forecast?series=ID` | the series' current forecast (every step and band) |
+//! | GET | `/api/v1/forecast?series=ID` | the series' current forecast (every step and band), its long view (`long`, decimated) and time to threshold |
 //! | GET | `/api/v1/anomalies?since=T&series=ID&limit=N` | anomaly events, newest first: those ending at or after `T` (Unix seconds or RFC 3339, the data's time), of one series (id or name), at most N (default 100) |
 //! | POST | `/api/v1/retrain` | body `{"series": ID}` or empty for all: starts a retrain (202) |
 //! | POST | `/api/v1/spike` | body `{"series": ID, "magnitude": 6}`: injects a test spike (202) |
@@ -165,6 +165,7 @@ fn series_json(s: &SeriesView) -> Value {
         "anomalies_last_hour": s.recent_anomalies,
         "event": s.event.as_deref(),
         "forecast": s.expectation(),
+        "capacity": s.capacity_json(),
         "training": s.training,
     })
 }
@@ -216,6 +217,8 @@ async fn forecast(State(st): State<ApiState>, Query(q): Query<SeriesQuery>) -> R
         "error": f.and_then(|f| f.error.clone()),
         "pending": f.is_some_and(|f| f.pending),
         "expectation": s.expectation(),
+        "capacity": s.capacity_json(),
+        "long": f.and_then(|f| f.long.as_deref()),
     }))
     .into_response()
 }

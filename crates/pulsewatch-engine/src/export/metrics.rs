@@ -12,6 +12,8 @@
 //! | `pulsewatch_anomaly_flag` | gauge | 1 when the latest score reached the threshold |
 //! | `pulsewatch_anomaly_threshold` | gauge | the threshold in use, per detector |
 //! | `pulsewatch_forecast_value` / `_lower` / `_upper` | gauge | forecast point and band for the latest point |
+//! | `pulsewatch_forecast_threshold` | gauge | the capacity threshold of the series, `direction` = above or below |
+//! | `pulsewatch_forecast_threshold_eta_seconds` | gauge | time until the forecast crosses it, `bound` = earliest, likely, latest (`+Inf`: not within the long horizon; 0: reached) |
 //! | `pulsewatch_points_ingested_total` | counter | points scored since start |
 //! | `pulsewatch_anomalies_total` | counter | points flagged since start |
 //! | `pulsewatch_point_timestamp_seconds` | gauge | original time of the latest point (replays: 2013-2015) |
@@ -27,11 +29,15 @@
 
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
+use pulsewatch_core::forecast::capacity::Bound;
+
 use crate::engine::state::Snapshot;
 
 const SERIES: [&str; 3] = ["series", "category", "source"];
 const SCORED: [&str; 4] = ["series", "category", "source", "detector"];
 const FORECAST: [&str; 4] = ["series", "category", "source", "model"];
+const ETA: [&str; 5] = ["series", "category", "source", "model", "bound"];
+const THRESHOLD: [&str; 5] = ["series", "category", "source", "model", "direction"];
 const FIT: [&str; 5] = ["series", "category", "source", "kind", "model"];
 const INFO: [&str; 5] = ["series", "category", "source", "detector", "forecast"];
 
@@ -96,6 +102,18 @@ pub fn registry(snap: &Snapshot) -> prometheus::Result<Registry> {
         "pulsewatch_forecast_upper",
         "Upper bound of the forecast's prediction interval for the latest point.",
         &FORECAST,
+    )?;
+    let fc_threshold = gauge(
+        &r,
+        "pulsewatch_forecast_threshold",
+        "Capacity threshold of the series (direction: above or below).",
+        &THRESHOLD,
+    )?;
+    let fc_eta = gauge(
+        &r,
+        "pulsewatch_forecast_threshold_eta_seconds",
+        "Seconds until the forecast crosses the series' threshold (bound: earliest, likely or latest; +Inf: not within the long horizon).",
+        &ETA,
     )?;
     let ingested = counter(
         &r,
@@ -196,6 +214,18 @@ pub fn registry(snap: &Snapshot) -> prometheus::Result<Registry> {
                 fc_point.with_label_values(&l).set(e.point);
                 fc_lower.with_label_values(&l).set(e.lower);
                 fc_upper.with_label_values(&l).set(e.upper);
+            }
+            if let Some((cap, now)) = s.capacity() {
+                let dir = cap.threshold.direction.name();
+                fc_threshold
+                    .with_label_values(&[base[0], base[1], source, model, dir])
+                    .set(cap.threshold.value);
+                for b in Bound::ALL {
+                    let eta = cap.eta(b, now).map_or(f64::INFINITY, |e| e as f64);
+                    fc_eta
+                        .with_label_values(&[base[0], base[1], source, model, b.name()])
+                        .set(eta);
+                }
             }
         }
         info.with_label_values(&[base[0], base[1], source, det, &detail])

@@ -238,6 +238,8 @@ pub struct App {
     pub spikes: Option<SpikeView>,
     pub spike_running: bool,
     pub holdout: Option<HoldoutView>,
+    /// The Forecast tab draws the long view (`[forecast] long_horizon`) instead of the horizon.
+    pub long_view: bool,
     holdout_pending: Option<(String, ModelKind)>,
     /// Set when the screen must be redrawn.
     pub dirty: bool,
@@ -305,6 +307,7 @@ impl App {
             spikes: None,
             spike_running: false,
             holdout: None,
+            long_view: false,
             holdout_pending: None,
             dirty: true,
             sort: SortBy::Name,
@@ -880,17 +883,30 @@ impl App {
                 out.push(Effect::Engine(Control::SetSpeed(speed)));
             }
             Action::Model => {
-                let next = match self.model() {
-                    Some(ModelKind::Mstl) => ModelKind::Ets,
-                    Some(ModelKind::Ets) => ModelKind::Prophet,
-                    _ => ModelKind::Mstl,
-                };
+                // Round the list of models, in `ModelKind::ALL` order.
+                let all = ModelKind::ALL;
+                let next = self
+                    .model()
+                    .and_then(|m| all.iter().position(|&k| k == m))
+                    .map_or(all[0], |i| all[(i + 1) % all.len()]);
                 self.message = Some(format!("forecast model: {} (refitting)", next.name()));
                 self.holdout = None;
                 out.push(Effect::Engine(Control::SetForecastModel(next)));
             }
             Action::Inject => out.extend(self.spike_request(false)),
             Action::InjectAtCursor => out.extend(self.spike_request(true)),
+            Action::LongView => {
+                self.long_view = !self.long_view;
+                self.tab = Tab::Forecast;
+                self.message = Some(
+                    if self.long_view {
+                        "forecast: long view ([forecast] long_horizon)"
+                    } else {
+                        "forecast: horizon view"
+                    }
+                    .into(),
+                );
+            }
             Action::Clear => {
                 self.spikes = None;
                 self.message = Some("spikes cleared".into());

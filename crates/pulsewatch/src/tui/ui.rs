@@ -840,13 +840,17 @@ fn draw_forecast(f: &mut Frame, app: &App, area: Rect) {
         f.render_widget(Paragraph::new("waiting for the first series…"), area);
         return;
     };
-    let info_h = 4.min(area.height.saturating_sub(3));
+    let capacity = s.capacity();
+    let info_h = (4 + u16::from(capacity.is_some())).min(area.height.saturating_sub(3));
     let [chart_area, info] =
         Layout::vertical([Constraint::Min(0), Constraint::Length(info_h)]).areas(area);
     let sf = s.forecast.as_deref();
-    let fc = sf.and_then(|f| f.forecast.as_deref());
+    let short = sf.and_then(|f| f.forecast.as_deref());
+    let long = sf.and_then(|f| f.long.as_deref());
+    // The long view when asked for and fitted; the info lines always describe the fit itself.
+    let fc = if app.long_view { long.or(short) } else { short };
     let mut lines: Vec<Line> = Vec::new();
-    match fc {
+    match short {
         Some(fc) => {
             lines.push(Line::from(vec![
                 Span::styled(format!("model {}: ", fc.model.name()), t.title()),
@@ -886,11 +890,28 @@ fn draw_forecast(f: &mut Frame, app: &App, area: Rect) {
         _ => Line::styled("held-out: computing…", t.dim()),
     };
     lines.push(held);
+    if let Some((cap, now)) = capacity {
+        let soon = cap.earliest.is_some();
+        lines.push(Line::from(vec![
+            Span::styled("capacity: ", t.title()),
+            Span::styled(
+                cap.describe(now),
+                if soon { t.warn() } else { Style::default() },
+            ),
+        ]));
+    }
+    let view = match (app.long_view, long.is_some()) {
+        (true, true) => " horizon view",
+        (true, false) => " long view: not fitted (long_horizon ≤ horizon)",
+        (false, _) => " long view",
+    };
     lines.push(Line::from(vec![
         Span::styled(app.keys.hint(Action::Model), t.key()),
-        Span::styled(" switch model (mstl → ets → prophet)  ", t.dim()),
+        Span::styled(" switch model  ", t.dim()),
         Span::styled(app.keys.hint(Action::Retrain), t.key()),
-        Span::styled(" refit", t.dim()),
+        Span::styled(" refit  ", t.dim()),
+        Span::styled(app.keys.hint(Action::LongView), t.key()),
+        Span::styled(view, t.dim()),
     ]));
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), info);
 
@@ -927,14 +948,20 @@ fn draw_forecast(f: &mut Frame, app: &App, area: Rect) {
         .map_or(x0 + 1.0, |q| q.0)
         .max(hist.last().map_or(x0, |q| q.0))
         .max(x0 + 1.0);
-    let y = bounds(hist.iter().chain(&lo).chain(&hi).map(|q| q.1));
+    let limit: Vec<(f64, f64)> = capacity
+        .map(|(c, _)| vec![(x0, c.threshold.value), (x1, c.threshold.value)])
+        .unwrap_or_default();
+    let y = bounds(hist.iter().chain(&lo).chain(&hi).chain(&limit).map(|q| q.1));
     let mid = (x0 as i64 + x1 as i64) / 2;
-    let datasets = vec![
+    let mut datasets = vec![
         plot_line("history", &hist, t.series(), app.marker),
         plot_line("forecast", &p, t.forecast(), app.marker),
         plot_line("lower", &lo, t.band(), app.marker),
         plot_line("upper", &hi, t.band(), app.marker),
     ];
+    if !limit.is_empty() {
+        datasets.push(plot_line("threshold", &limit, t.warn(), app.marker));
+    }
     let title = format!(" {} · {} ", s.info.name, s.info.category);
     let chart = chart_widget(
         datasets,

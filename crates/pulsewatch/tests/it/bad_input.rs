@@ -804,7 +804,10 @@ const QUERY_NAME: &str = "cpu_busy";
 const ANSWER_URL: &str = "http://prometheus.example:9090/api/v1/query_range";
 
 fn query() -> NamedQuery {
-    NamedQuery::new(QUERY_NAME, "1 - avg(rate(node_cpu_seconds_total{mode=\"idle\"}[1m]))")
+    NamedQuery::new(
+        QUERY_NAME,
+        "1 - avg(rate(node_cpu_seconds_total{mode=\"idle\"}[1m]))",
+    )
 }
 
 /// `prometheus/<file>` as the body of an answer with this HTTP status: what the error must

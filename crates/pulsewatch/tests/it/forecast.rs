@@ -831,6 +831,25 @@ fn corpus_evaluation_reports_skill_against_seasonal_naive() {
         table.contains(&format!("| {:+.1} |", (1.0 - geo) * 100.0)),
         "{table}"
     );
+    // --before 1d: the same series, scored on the day before (other errors, same length).
+    let snaive_only = [ModelKind::SeasonalNaive];
+    let earlier =
+        evaluate_corpus(dir.path(), &settings(), &snaive_only, 86_400, false).expect("evaluates");
+    let mae = |m: &pulsewatch::cli::forecast::ModelSummary| -> Vec<(usize, f64)> {
+        m.results
+            .iter()
+            .map(|s| s.accuracy.as_ref().map(|a| (a.n, a.mae)).expect("accuracy"))
+            .collect()
+    };
+    let (last_day, day_before) = (mae(&r.models[1]), mae(&earlier.models[0]));
+    assert_eq!(day_before.len(), 3);
+    for ((n0, e0), (n1, e1)) in last_day.iter().zip(&day_before) {
+        assert_eq!(n0, n1);
+        assert!(
+            (e0 - e1).abs() > 1e-9,
+            "--before moved nothing: {e0} vs {e1}"
+        );
+    }
 }
 
 #[test]
@@ -998,8 +1017,10 @@ fn time_to_threshold_on_a_linear_fill_is_within_five_percent() {
         let other = SeriesForecast::fit("cpu_busy", &points, &s);
         assert!(other.capacity.is_none());
     }
-    let mut c = ForecastConfig::default();
-    c.model = ModelKind::Auto;
+    let mut c = ForecastConfig {
+        model: ModelKind::Auto,
+        ..ForecastConfig::default()
+    };
     c.thresholds.push(ThresholdConfig {
         series: "free".into(),
         above: None,
@@ -1016,7 +1037,11 @@ fn time_to_threshold_on_a_linear_fill_is_within_five_percent() {
     let f = SeriesForecast::fit("free", &draining, &s);
     let cap = f.capacity.as_ref().expect("threshold");
     let likely = cap.eta(Bound::Likely, last).expect("crosses") as f64;
-    assert!((likely / true_eta - 1.0).abs() <= 0.05, "{}", cap.describe(last));
+    assert!(
+        (likely / true_eta - 1.0).abs() <= 0.05,
+        "{}",
+        cap.describe(last)
+    );
 }
 
 #[test]
@@ -1030,8 +1055,9 @@ fn thresholds_are_validated_with_the_entry_named() {
     });
     let e = ForecastSettings::from_config(&c).expect_err("both");
     assert!(
-        e.to_string()
-            .contains("forecast.thresholds[0] (series \"disk*\"): set `above` or `below`, not both"),
+        e.to_string().contains(
+            "forecast.thresholds[0] (series \"disk*\"): set `above` or `below`, not both"
+        ),
         "{e}"
     );
     c.thresholds[0].below = None;
@@ -1040,7 +1066,10 @@ fn thresholds_are_validated_with_the_entry_named() {
     assert!(e.to_string().contains("not a finite number"), "{e}");
     c.thresholds[0].above = None;
     let e = ForecastSettings::from_config(&c).expect_err("neither");
-    assert!(e.to_string().contains("set `above` (e.g. 0.9) or `below`"), "{e}");
+    assert!(
+        e.to_string().contains("set `above` (e.g. 0.9) or `below`"),
+        "{e}"
+    );
     // A query's threshold applies to every series of that query, after explicit rules.
     let mut cfg = Config::default();
     cfg.forecast.thresholds = vec![ThresholdConfig {
@@ -1060,5 +1089,8 @@ fn thresholds_are_validated_with_the_entry_named() {
     // And through the config file, with the file's own error for a typo.
     let toml = "[[forecast.thresholds]]\nseries = \"x\"\nabove = 1\nbellow = 2\n";
     let e = Config::from_toml(toml, std::path::Path::new("pw.toml")).expect_err("unknown key");
-    assert!(e.to_string().contains("pw.toml") && e.to_string().contains("bellow"), "{e}");
+    assert!(
+        e.to_string().contains("pw.toml") && e.to_string().contains("bellow"),
+        "{e}"
+    );
 }

@@ -37,6 +37,12 @@ fn once_pushes_every_nab_series_and_prometheus_serves_them() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
+    // A capacity threshold on one series: its time to threshold is in the report and exported.
+    std::fs::write(
+        tmp.path().join("config.toml"),
+        "[[forecast.thresholds]]\nseries = \"realKnownCause/nyc_taxi*\"\nabove = 20000\n",
+    )
+    .expect("write config");
     let mut cmd = pulsewatch(tmp.path());
     cmd.args(["--once", "--json"])
         .env("PULSEWATCH_DATA_DIR", &root)
@@ -70,6 +76,22 @@ fn once_pushes_every_nab_series_and_prometheus_serves_them() {
     for key in ["timestamp", "point", "lower", "upper"] {
         assert!(taxi["forecast"][key].is_number(), "forecast.{key}: {taxi}");
     }
+    let cap = &taxi["capacity"];
+    assert_eq!(cap["threshold"], 20000.0, "{taxi}");
+    assert_eq!(cap["direction"], "above", "{taxi}");
+    let eta = |b: &str| cap["eta_seconds"][b].as_f64();
+    assert!(
+        eta("likely").is_some()
+            || cap["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains("not within")),
+        "{cap}"
+    );
+    if let (Some(e), Some(l)) = (eta("earliest"), eta("likely")) {
+        assert!(e <= l, "{cap}");
+    }
+    let others = series.iter().filter(|s| !s["capacity"].is_null()).count();
+    assert_eq!(others, 1, "only nyc_taxi has a threshold");
 
     // Prometheus scrapes the Pushgateway and serves every series with our labels.
     let scores = servers::wait_for_series(&prom, "pulsewatch_anomaly_score", 58);
@@ -116,6 +138,19 @@ fn once_pushes_every_nab_series_and_prometheus_serves_them() {
     let upper = q(&format!("pulsewatch_forecast_upper{sel}"));
     assert!(lower <= point && point <= upper, "{lower} {point} {upper}");
     assert_eq!(point, taxi["forecast"]["point"].as_f64().expect("point"));
+    // Time to threshold, one gauge per bound, +Inf where the forecast does not cross.
+    let etas = servers::wait_for_series(&prom, "pulsewatch_forecast_threshold_eta_seconds", 3);
+    assert_eq!(etas.len(), 3, "{etas:?}");
+    for e in &etas {
+        assert_eq!(label(e, "series"), "nyc_taxi", "{e}");
+        let b = label(e, "bound");
+        let want = eta(b).unwrap_or(f64::INFINITY);
+        assert_eq!(value(e), want, "bound {b}: {e} vs {cap}");
+    }
+    assert_eq!(
+        q("pulsewatch_forecast_threshold{direction=\"above\"}"),
+        20000.0
+    );
     let info = servers::wait_for_series(&prom, r#"pulsewatch_model_info{series="nyc_taxi"}"#, 1);
     assert!(label(&info[0], "forecast").starts_with("MSTL"), "{info:?}");
 

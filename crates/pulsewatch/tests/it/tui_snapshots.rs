@@ -677,3 +677,56 @@ fn events_view_lists_newest_first_and_enter_opens_the_chart() {
     press(&mut app, KeyCode::Esc);
     assert!(app.focus.is_none());
 }
+
+/// A disk filling at 0.06 a day from 0.5, four days of 5-minute points, with a threshold at 0.9.
+#[test]
+fn forecast_tab_shows_time_to_threshold_and_the_long_view() {
+    use pulsewatch_core::config::ThresholdConfig;
+    let mut cfg = Config::default();
+    cfg.forecast.model = ModelKind::Theta;
+    cfg.forecast.thresholds.push(ThresholdConfig {
+        series: "disk/*".into(),
+        above: Some(0.9),
+        below: None,
+    });
+    let t0 = 1_400_000_400;
+    let n = 4 * 288;
+    let s = pulsewatch_core::nab::Series {
+        key: "disk/used_ratio.csv".into(),
+        category: "disk".into(),
+        name: "used_ratio".into(),
+        timestamps: (0..n).map(|i| t0 + i as i64 * 300).collect(),
+        values: (0..n)
+            .map(|i| 0.5 + 0.06 * i as f64 / 288.0 + 0.002 * ((i * 7919) % 13) as f64 / 13.0)
+            .collect(),
+    };
+    let pts: Vec<Point> = s
+        .timestamps
+        .iter()
+        .zip(&s.values)
+        .map(|(&timestamp, &value)| Point { timestamp, value })
+        .collect();
+    let settings =
+        pulsewatch_engine::services::core_settings(&cfg, SourceKind::Nab).expect("settings");
+    let mut core = Core::new(settings);
+    core.ingest(replay::info(&s), &pts, false);
+    let fset = ForecastSettings::for_config(&cfg).expect("forecast settings");
+    let fit = SeriesForecast::fit(&s.key, &pts, &fset);
+    assert!(fit.capacity.is_some() && fit.long.is_some());
+    core.set_forecast(&s.key, Arc::new(fit));
+    let mut app = tui::new_app(&cfg, core.snapshot()).expect("app");
+    app.on_key(&key('2'));
+    let text = render(&app, 120, 30).backend().to_string();
+    assert!(
+        text.contains("capacity: crosses above 0.9 in about 2."),
+        "{text}"
+    );
+    let last = *s.timestamps.last().expect("points");
+    // The horizon view ends a day after the last point, the long view seven days after.
+    assert!(text.contains(&ui::fmt_time(last + 86_400)), "{text}");
+    app.on_key(&key('w'));
+    assert!(app.long_view);
+    let text = render(&app, 120, 30).backend().to_string();
+    assert!(text.contains(&ui::fmt_time(last + 7 * 86_400)), "{text}");
+    assert!(text.contains("w horizon view"), "{text}");
+}
