@@ -780,7 +780,8 @@ impl Default for WindowedGaussianConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ForecastConfig {
-    /// Default model: "mstl", "ets" or "prophet".
+    /// Default model: "auto" (chosen per series by rolling-origin validation), "snaive",
+    /// "theta", "mstl", "ets" or "prophet".
     pub model: ModelKind,
     /// How far ahead to forecast.
     pub horizon: HumanDuration,
@@ -798,7 +799,7 @@ pub struct ForecastConfig {
 impl Default for ForecastConfig {
     fn default() -> Self {
         ForecastConfig {
-            model: ModelKind::Mstl,
+            model: ModelKind::Auto,
             horizon: HumanDuration::secs(86_400),
             interval_width: 0.95,
             refresh: HumanDuration::secs(60),

@@ -27,6 +27,9 @@
 //!   a budget of [`FIT_DUTY`] of one core: after a fit that took `d`, the next scheduled one
 //!   starts `d × (1 / FIT_DUTY − 1)` later, so thousands of series are refitted in turn at a
 //!   flat CPU cost and scoring is never starved (on-demand fits skip the wait).
+//! * `auto` keeps each series' validated choice and refits only the chosen model until the
+//!   series has grown by one horizon ([`AutoMemo::fresh_for`]); then, or on demand, it
+//!   validates again. Steady-state cost per series is one fit of its model.
 //! * A failed fit keeps the previous forecast and records the error.
 //! * Each snapshot holds, per series, the latest forecast, the replay time (the newest point's
 //!   timestamp), the expectation *at* the replay time (the forecast step on that timestamp, when
@@ -48,6 +51,7 @@ use tokio::sync::{mpsc, watch};
 
 use pulsewatch_core::config::ForecastConfig;
 use pulsewatch_core::detect::Point;
+use pulsewatch_core::forecast::auto::AutoMemo;
 use pulsewatch_core::forecast::model::MIN_POINTS;
 use pulsewatch_core::forecast::{
     Fitted, ForecastError, ForecastHistory, ForecastSettings, ModelKind, SeriesForecast,
@@ -195,6 +199,9 @@ struct SeriesData {
     new_points: usize,
     /// Shared with the published snapshots; copied on write.
     state: Arc<SeriesForecast>,
+    /// `auto`'s validated choice from the last fit, reused while fresh; cleared by an
+    /// on-demand refresh (which revalidates) and by a replaced history.
+    auto: Option<AutoMemo>,
 }
 
 struct FitDone {
@@ -306,7 +313,8 @@ impl Actor {
                 true
             }
             Command::Refresh(Some(name)) => {
-                if self.series.contains_key(&name) {
+                if let Some(d) = self.series.get_mut(&name) {
+                    d.auto = None;
                     self.enqueue(name, true);
                     true
                 } else {
@@ -316,6 +324,9 @@ impl Actor {
             Command::Refresh(None) => {
                 let mut names: Vec<String> = self.series.keys().cloned().collect();
                 names.sort();
+                for d in self.series.values_mut() {
+                    d.auto = None;
+                }
                 for n in names {
                     self.enqueue(n, false);
                 }
@@ -340,11 +351,13 @@ impl Actor {
                 fitted: false,
                 new_points: 0,
                 state: Arc::new(SeriesForecast::new(&name)),
+                auto: None,
             });
         let state = Arc::make_mut(&mut d.state);
         if replace {
             d.history = ForecastHistory::new();
             d.fitted = false;
+            d.auto = None;
             state.replay_time = None;
         }
         d.history.extend(&points);
@@ -409,6 +422,7 @@ impl Actor {
                 continue;
             };
             let history = d.history.clone();
+            let memo = d.auto.clone();
             d.fitted = true;
             d.new_points = 0;
             let settings = self.settings.clone();
@@ -417,7 +431,8 @@ impl Actor {
             self.running = Some(name);
             tokio::task::spawn_blocking(move || {
                 let t0 = Instant::now();
-                let result = SeriesForecast::fit_history(&series, &history, &settings);
+                let result =
+                    SeriesForecast::fit_history_with(&series, &history, &settings, memo.as_ref());
                 let took = t0.elapsed();
                 tracing::debug!(target: "pulsewatch::forecast", series = %series, ok = result.is_ok(), elapsed = ?took, "forecast fit");
                 let _ = tx.send(FitDone {
@@ -439,12 +454,16 @@ impl Actor {
         let Some(d) = self.series.get_mut(&done.series) else {
             return;
         };
+        let mut result = done.result;
+        if let Ok(f) = &mut result {
+            d.auto = f.auto.take();
+        }
         let state = Arc::make_mut(&mut d.state);
         state.pending = queued;
-        if let Err(e) = &done.result {
+        if let Err(e) = &result {
             tracing::warn!(target: "pulsewatch::forecast", series = %done.series, error = %e, "forecast fit failed");
         }
-        state.record(done.result);
+        state.record(result);
     }
 
     fn publish(&mut self) {

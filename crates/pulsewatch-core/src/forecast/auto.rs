@@ -8,7 +8,9 @@
 //! is used. The mean of the [`ENSEMBLE`] candidates with the lowest MAE is scored on the same
 //! origins as one more choice. An origin needs [`MIN_VALIDATION_FIT`] slots before it; a series
 //! without one origin gets seasonal naive. The choice with the lowest pooled MAE is fitted on the
-//! whole history (ties go to the simpler, earlier candidate: seasonal naive first).
+//! whole history (ties go to the simpler, earlier candidate: seasonal naive first). The
+//! forecast's `detail` names the choice and its fit (`snaive: SNaive[288]`, stable between fits),
+//! its `why` every choice's validation MAE.
 //!
 //! **Band.** The chosen model's absolute validation errors, pooled over origins and steps,
 //! give the half-width: their `⌈(m + 1)·q⌉`-th smallest of `m` (the split-conformal quantile)
@@ -174,25 +176,79 @@ fn conformal(errors: &[f64], level: f64) -> Option<f64> {
     Some(e[k.clamp(1, m) - 1])
 }
 
-/// Forecasts `steps` (≥ `horizon`) steps with the choice validation at `horizon` made; see the
-/// module docs.
-pub fn fit_auto(
-    reg: &Regular,
-    settings: &ForecastSettings,
+/// A validated choice kept between fits ([`fit_auto_with`]): the choice, its band's
+/// half-width and the reasons, valid until the series has grown by one validated horizon.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoMemo {
+    pub choice: Choice,
+    /// The conformal half-width at the validated horizon (`None`: the model's own band).
+    pub half_width: Option<f64>,
+    /// Why: every choice's validation MAE.
+    pub why: String,
+    /// The newest slot's timestamp when the validation ran.
+    pub validated_end: i64,
+    /// The horizon (slots) and slot length it validated at.
     horizon: usize,
-    steps: usize,
-) -> Result<Forecast, ForecastError> {
+    step: i64,
+}
+
+impl AutoMemo {
+    /// Still valid for a fit of `reg` at `horizon` slots: same horizon and slot, the history
+    /// has not grown by a whole validated horizon since, and it has not gone back in time.
+    pub fn fresh_for(&self, reg: &Regular, horizon: usize) -> bool {
+        let end = reg.start + (reg.len() as i64 - 1) * reg.step;
+        let age = end - self.validated_end;
+        self.horizon == horizon
+            && self.step == reg.step
+            && (0..horizon as i64 * reg.step).contains(&age)
+    }
+}
+
+/// Runs the validation and keeps what it decided.
+fn choose(reg: &Regular, settings: &ForecastSettings, horizon: usize) -> AutoMemo {
     let vals = validate(reg, settings, horizon);
     let best = vals
         .iter()
         .filter_map(|v| Some((v, v.mae?)))
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(v, _)| v);
-    let chosen = best.map_or(Choice::Model(ModelKind::SeasonalNaive), |v| {
+    let choice = best.map_or(Choice::Model(ModelKind::SeasonalNaive), |v| {
         v.choice.clone()
     });
-    let mut fc = match &chosen {
-        Choice::Model(m) => forecast(reg, settings, *m, steps)?,
+    let level = 1.0 - (1.0 - settings.interval_width) * TAIL_SHARE;
+    let half_width = best.and_then(|v| conformal(&v.errors, level));
+    let why = match best {
+        Some(_) => {
+            let parts: Vec<String> = vals
+                .iter()
+                .map(|v| {
+                    let mae = v.mae.map_or("failed".to_string(), crate::num::compact);
+                    format!("{} {mae}", v.choice)
+                })
+                .collect();
+            format!("validation MAE {}", parts.join(", "))
+        }
+        None => "no validation origin: seasonal naive".to_string(),
+    };
+    AutoMemo {
+        choice,
+        half_width,
+        why,
+        validated_end: reg.start + (reg.len() as i64 - 1) * reg.step,
+        horizon,
+        step: reg.step,
+    }
+}
+
+/// Fits `choice` on the whole of `reg` for `steps` steps.
+fn fit_choice(
+    reg: &Regular,
+    settings: &ForecastSettings,
+    choice: &Choice,
+    steps: usize,
+) -> Result<Forecast, ForecastError> {
+    match choice {
+        Choice::Model(m) => forecast(reg, settings, *m, steps),
         Choice::Ensemble(ms) => {
             let fits = ms
                 .iter()
@@ -207,11 +263,44 @@ pub fn fit_auto(
             }
             let details: Vec<&str> = fits.iter().map(|f| f.detail.as_str()).collect();
             fc.detail = details.join(" + ");
-            fc
+            Ok(fc)
+        }
+    }
+}
+
+/// Forecasts `steps` (≥ `horizon`) steps with the choice validation at `horizon` made; see the
+/// module docs.
+pub fn fit_auto(
+    reg: &Regular,
+    settings: &ForecastSettings,
+    horizon: usize,
+    steps: usize,
+) -> Result<Forecast, ForecastError> {
+    fit_auto_with(reg, settings, horizon, steps, None).map(|(fc, _)| fc)
+}
+
+/// [`fit_auto`] reusing `memo` while it is [fresh](AutoMemo::fresh_for): only the chosen
+/// model is refitted, with the validated band, so a series costs one validation per horizon of
+/// new data and otherwise one fit of its model. A stale memo, none, or a chosen model that
+/// fails now, means a new validation. Returns the forecast and the memo to keep.
+pub fn fit_auto_with(
+    reg: &Regular,
+    settings: &ForecastSettings,
+    horizon: usize,
+    steps: usize,
+    memo: Option<&AutoMemo>,
+) -> Result<(Forecast, AutoMemo), ForecastError> {
+    let kept = memo
+        .filter(|m| m.fresh_for(reg, horizon))
+        .and_then(|m| Some((fit_choice(reg, settings, &m.choice, steps).ok()?, m.clone())));
+    let (mut fc, memo, reused) = match kept {
+        Some((fc, m)) => (fc, m, true),
+        None => {
+            let m = choose(reg, settings, horizon);
+            (fit_choice(reg, settings, &m.choice, steps)?, m, false)
         }
     };
-    let level = 1.0 - (1.0 - settings.interval_width) * TAIL_SHARE;
-    if let Some(q) = best.and_then(|v| conformal(&v.errors, level)) {
+    if let Some(q) = memo.half_width {
         // Beyond the validated horizon (the long view) errors of k horizons add up: √k.
         let width = |i: usize| q * ((i / horizon.max(1) + 1) as f64).sqrt();
         fc.lower = fc
@@ -227,20 +316,20 @@ pub fn fit_auto(
             .map(|(i, p)| p + width(i))
             .collect();
     }
-    let why = match best {
-        Some(_) => {
-            let parts: Vec<String> = vals
-                .iter()
-                .map(|v| {
-                    let mae = v.mae.map_or("failed".to_string(), crate::num::compact);
-                    format!("{} {mae}", v.choice)
-                })
-                .collect();
-            format!("validation MAE {}", parts.join(", "))
-        }
-        None => "no validation origin: seasonal naive".to_string(),
+    let when = if reused {
+        let end = reg.start + (reg.len() as i64 - 1) * reg.step;
+        format!(
+            ", validated {} ago",
+            // Whole minutes: "1h 35m".
+            humantime::format_duration(std::time::Duration::from_secs(
+                (end - memo.validated_end).max(0) as u64 / 60 * 60
+            ))
+        )
+    } else {
+        String::new()
     };
-    fc.detail = format!("{chosen}: {} ({why})", fc.detail);
+    fc.detail = format!("{}: {}", memo.choice, fc.detail);
+    fc.why = Some(format!("{}{when}", memo.why));
     fc.model = ModelKind::Auto;
-    Ok(fc)
+    Ok((fc, memo))
 }

@@ -291,6 +291,7 @@ mod tests {
         Forecast {
             model: ModelKind::Theta,
             detail: String::new(),
+            why: None,
             step: 60,
             level: 0.95,
             timestamps: (1..=n as i64).map(|i| i * 60).collect(),

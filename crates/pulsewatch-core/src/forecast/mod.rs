@@ -268,7 +268,7 @@ impl ForecastSettings {
 impl Default for ForecastSettings {
     fn default() -> Self {
         ForecastSettings {
-            model: ModelKind::Mstl,
+            model: ModelKind::Auto,
             horizon: Duration::from_secs(86_400),
             interval_width: 0.95,
             refresh: Duration::from_secs(60),

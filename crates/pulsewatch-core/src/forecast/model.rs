@@ -52,6 +52,7 @@ use augurs::prophet::{
 };
 use serde::Serialize;
 
+use super::auto::AutoMemo;
 use super::prophet_native::NativeOptimizer;
 use super::regular::{Regular, regularise};
 use super::season::{self, Period, PeriodName};
@@ -68,8 +69,11 @@ pub const ETS_WINDOW: usize = 600;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Forecast {
     pub model: ModelKind,
-    /// What was fitted, e.g. `MSTL[288] + ETS(A,Ad,N)`.
+    /// What was fitted, e.g. `MSTL[288] + ETS(A,Ad,N)`; for `auto`, the choice and its fit
+    /// (`snaive: SNaive[288]`). Stable between fits: exported as a label.
     pub detail: String,
+    /// Why this model: `auto`'s validation (every candidate's MAE, and how long ago it ran).
+    pub why: Option<String>,
     /// Grid interval in seconds.
     pub step: i64,
     /// Interval width (e.g. 0.95).
@@ -108,6 +112,7 @@ impl Forecast {
         Forecast {
             model: self.model,
             detail: self.detail.clone(),
+            why: self.why.clone(),
             step: self.step,
             level: self.level,
             timestamps: Vec::new(),
@@ -174,6 +179,19 @@ pub fn forecast_to(
     horizon: usize,
     steps: usize,
 ) -> Result<Forecast, ForecastError> {
+    forecast_to_with(reg, settings, model, horizon, steps, None).map(|(fc, _)| fc)
+}
+
+/// [`forecast_to`] with `auto`'s kept choice ([`AutoMemo`]): reused while fresh, and the memo
+/// to keep returned beside the forecast (`None` for the other models and constant series).
+pub fn forecast_to_with(
+    reg: &Regular,
+    settings: &ForecastSettings,
+    model: ModelKind,
+    horizon: usize,
+    steps: usize,
+    memo: Option<&AutoMemo>,
+) -> Result<(Forecast, Option<AutoMemo>), ForecastError> {
     let validate_at = horizon.min(steps);
     let horizon = steps;
     let t0 = Instant::now();
@@ -191,6 +209,7 @@ pub fn forecast_to(
     let mut out = Forecast {
         model,
         detail: String::new(),
+        why: None,
         step: reg.step,
         level,
         timestamps: reg.future_timestamps(horizon),
@@ -209,7 +228,7 @@ pub fn forecast_to(
         out.upper = out.point.clone();
         out.note = Some("constant series: flat forecast with a zero-width band".into());
         out.fit_time = t0.elapsed();
-        return Ok(out);
+        return Ok((out, None));
     }
     let fc = match model {
         ModelKind::Mstl => fit_mstl(reg, settings, horizon, &mut out)?,
@@ -227,9 +246,10 @@ pub fn forecast_to(
         }
         ModelKind::Auto => {
             // Chooses among the other models, which check their own output.
-            let mut fc = super::auto::fit_auto(reg, settings, validate_at, horizon)?;
+            let (mut fc, memo) =
+                super::auto::fit_auto_with(reg, settings, validate_at, horizon, memo)?;
             fc.fit_time = t0.elapsed();
-            return Ok(fc);
+            return Ok((fc, Some(memo)));
         }
     };
     let (point, lower, upper) = finish(fc, horizon, model)?;
@@ -237,7 +257,7 @@ pub fn forecast_to(
     out.lower = lower;
     out.upper = upper;
     out.fit_time = t0.elapsed();
-    Ok(out)
+    Ok((out, None))
 }
 
 /// `Some(v)` when every value equals `v` to within 1e-12 relative.

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use super::auto::AutoMemo;
 use super::capacity::{Capacity, LONG_POINTS, decimate};
 use super::history::ForecastHistory;
-use super::model::{Forecast, forecast_to};
+use super::model::{Forecast, forecast_to_with};
 use super::regular::regularise;
 use super::{ForecastError, ForecastSettings};
 use crate::domain::{Expectation, Point};
@@ -21,6 +22,8 @@ pub struct Fitted {
     pub long: Option<Forecast>,
     /// When the forecast crosses the series' threshold, if it has one.
     pub capacity: Option<Capacity>,
+    /// `auto`'s validated choice, to pass to the next fit ([`SeriesForecast::fit_history_with`]).
+    pub auto: Option<AutoMemo>,
 }
 
 /// One series' forecast state.
@@ -86,11 +89,23 @@ impl SeriesForecast {
         history: &ForecastHistory,
         settings: &ForecastSettings,
     ) -> Result<Fitted, ForecastError> {
+        Self::fit_history_with(series, history, settings, None)
+    }
+
+    /// [`Self::fit_history`] reusing `auto`'s choice from an earlier fit while it is fresh
+    /// ([`AutoMemo::fresh_for`]); the forecast service keeps [`Fitted::auto`] per series.
+    pub fn fit_history_with(
+        series: &str,
+        history: &ForecastHistory,
+        settings: &ForecastSettings,
+        memo: Option<&AutoMemo>,
+    ) -> Result<Fitted, ForecastError> {
         let (ts, vs) = history.series();
         let reg = regularise(&ts, &vs)?;
         let h = reg.steps_for(settings.horizon.as_secs());
         let steps = reg.steps_for(settings.long_horizon.as_secs()).max(h);
-        let mut forecast = forecast_to(&reg, settings, settings.model, h, steps)?;
+        let (mut forecast, auto) =
+            forecast_to_with(&reg, settings, settings.model, h, steps, memo)?;
         let capacity = settings.threshold_for(series).and_then(|th| {
             let last = reg.observed.iter().rposition(|&o| o)?;
             let origin = reg.start + last as i64 * reg.step;
@@ -107,6 +122,7 @@ impl SeriesForecast {
             forecast,
             long,
             capacity,
+            auto,
         })
     }
 

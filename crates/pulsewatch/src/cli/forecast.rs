@@ -217,6 +217,9 @@ impl SeriesOutput {
             f.fit_time.as_secs_f64() * 1e3,
             f.level * 100.0
         );
+        if let Some(w) = &f.why {
+            let _ = writeln!(o, "chosen   by {w}");
+        }
         if let Some(n) = &f.note {
             let _ = writeln!(o, "note     {n}");
         }

@@ -841,9 +841,6 @@ fn draw_forecast(f: &mut Frame, app: &App, area: Rect) {
         return;
     };
     let capacity = s.capacity();
-    let info_h = (4 + u16::from(capacity.is_some())).min(area.height.saturating_sub(3));
-    let [chart_area, info] =
-        Layout::vertical([Constraint::Min(0), Constraint::Length(info_h)]).areas(area);
     let sf = s.forecast.as_deref();
     let short = sf.and_then(|f| f.forecast.as_deref());
     let long = sf.and_then(|f| f.long.as_deref());
@@ -863,6 +860,9 @@ fn draw_forecast(f: &mut Frame, app: &App, area: Rect) {
                     fc.level * 100.0
                 )),
             ]));
+            if let Some(w) = &fc.why {
+                lines.push(Line::styled(format!("chosen by {w}"), t.dim()));
+            }
             if let Some(n) = &fc.note {
                 lines.push(Line::styled(n.clone(), t.dim()));
             }
@@ -913,6 +913,14 @@ fn draw_forecast(f: &mut Frame, app: &App, area: Rect) {
         Span::styled(app.keys.hint(Action::LongView), t.key()),
         Span::styled(view, t.dim()),
     ]));
+    // As many rows as the info lines take wrapped, leaving the chart at least 3.
+    let width = area.width.max(1) as usize;
+    let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum();
+    let info_h = u16::try_from(rows)
+        .unwrap_or(u16::MAX)
+        .min(area.height.saturating_sub(3));
+    let [chart_area, info] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(info_h)]).areas(area);
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), info);
 
     let Some(fc) = fc else {

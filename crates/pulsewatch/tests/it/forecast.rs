@@ -354,6 +354,7 @@ fn holdout_metrics_on_a_hand_made_example() {
     let fc = Forecast {
         model: ModelKind::Ets,
         detail: "test".into(),
+        why: None,
         step: 60,
         level: 0.9,
         timestamps: vec![60, 120, 180, 240],
@@ -607,7 +608,14 @@ async fn service_publishes_a_forecast_after_update_history() {
     .expect("a snapshot with a forecast");
     let s = snap.get(key).expect("series");
     let f = s.forecast.as_ref().expect("forecast");
-    assert_eq!(f.model, ModelKind::Mstl);
+    assert_eq!(f.model, ModelKind::Auto, "auto is the default");
+    let why = f.why.as_deref().unwrap_or_default();
+    assert!(why.starts_with("validation MAE snaive "), "{why}");
+    assert!(
+        !f.detail.contains("validation"),
+        "the detail stays short: {}",
+        f.detail
+    );
     assert_eq!(f.len(), 72);
     assert_eq!(s.history_points, 800);
     assert_eq!(s.replay_time, Some(ts[799]));
@@ -646,6 +654,11 @@ async fn service_publishes_a_forecast_after_update_history() {
     assert_eq!(f.history, 810);
     assert_eq!(s.next.map(|e| e.timestamp), Some(ts[809] + 300));
     assert!(s.error.is_none());
+    let why = f.why.as_deref().unwrap_or_default();
+    assert!(
+        why.starts_with("validation MAE") && !why.contains(" ago"),
+        "an on-demand refresh validates again: {why}"
+    );
 
     // A series that cannot be fitted reports its error and keeps running.
     handle.update_history(
@@ -869,8 +882,9 @@ fn auto_chooses_by_validation_and_bands_from_its_errors() {
         "{}",
         f.detail
     );
+    let why = f.why.as_deref().unwrap_or_default();
     for c in ["snaive ", "theta ", "mstl ", "ets ", "mean of "] {
-        assert!(f.detail.contains(c), "{c} missing from {}", f.detail);
+        assert!(why.contains(c), "{c} missing from {why}");
     }
     // One conformal half-width at every step.
     let w0 = f.upper[0] - f.lower[0];
@@ -886,6 +900,94 @@ fn auto_chooses_by_validation_and_bands_from_its_errors() {
     let short = regularise(&ts[..100], &vs[..100]).expect("regularises");
     let f = forecast(&short, &settings(), ModelKind::Auto, 60).expect("auto");
     assert!(f.detail.starts_with("snaive: Naive"), "{}", f.detail);
+}
+
+#[test]
+fn auto_keeps_its_choice_for_one_horizon_of_new_data_then_validates_again() {
+    use pulsewatch_core::forecast::auto::fit_auto_with;
+    let (ts, vs) = synthetic(10 * 288, 300, 10.0, 0.0, 1.0);
+    let reg = |n: usize| regularise(&ts[..n], &vs[..n]).expect("regularises");
+    let s = settings();
+    let (first, memo) = fit_auto_with(&reg(8 * 288), &s, 288, 288, None).expect("auto");
+    let why = |f: &Forecast| f.why.clone().unwrap_or_default();
+    assert!(
+        why(&first).starts_with("validation MAE "),
+        "{}",
+        why(&first)
+    );
+    assert!(!why(&first).contains(" ago"), "{}", why(&first));
+    assert_eq!(memo.validated_end, ts[8 * 288 - 1]);
+    // An hour later: the same choice and band half-width, only the chosen model refitted.
+    let later = reg(8 * 288 + 12);
+    assert!(memo.fresh_for(&later, 288));
+    let (f, kept) = fit_auto_with(&later, &s, 288, 288, Some(&memo)).expect("auto");
+    assert_eq!(kept, memo);
+    assert!(why(&f).ends_with(", validated 1h ago"), "{}", why(&f));
+    assert!(
+        f.detail.starts_with(&format!("{}: ", memo.choice)),
+        "{}",
+        f.detail
+    );
+    if let Some(q) = memo.half_width {
+        assert!((f.upper[0] - f.point[0] - q).abs() < 1e-9);
+    }
+    // The point forecast moved with the data: it starts where the new history ends.
+    assert_eq!(f.timestamps[0], ts[8 * 288 + 12]);
+    // Another horizon on: stale, validated again on the newer history.
+    let next_day = reg(9 * 288);
+    assert!(!memo.fresh_for(&next_day, 288));
+    let (f, renewed) = fit_auto_with(&next_day, &s, 288, 288, Some(&memo)).expect("auto");
+    assert_eq!(renewed.validated_end, ts[9 * 288 - 1]);
+    assert!(!why(&f).contains(" ago"), "{}", why(&f));
+    // A memo from another horizon or an older history is not used.
+    assert!(!memo.fresh_for(&later, 144));
+    assert!(!renewed.fresh_for(&later, 288));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_refits_auto_s_kept_choice_on_schedule() {
+    use pulsewatch_core::detect::Point;
+    use pulsewatch_engine::forecast_service::{ForecastService, wait_for};
+
+    let cfg = ForecastConfig {
+        model: ModelKind::Auto,
+        horizon: HumanDuration::secs(6 * 3600),
+        refresh: HumanDuration::secs(1),
+        ..Default::default()
+    };
+    let (handle, mut rx) = ForecastService::spawn(&cfg).expect("spawns");
+    let (ts, vs) = synthetic(3 * 288, 300, 10.0, 0.0, 0.5);
+    let points: Vec<Point> = ts
+        .iter()
+        .zip(&vs)
+        .map(|(&timestamp, &value)| Point { timestamp, value })
+        .collect();
+    let key = "synthetic/kept.csv";
+    handle.update_history(key, points[..700].to_vec());
+    let snap = wait_for(&mut rx, Duration::from_secs(60), |s| {
+        s.get(key).is_some_and(|f| f.forecast.is_some())
+    })
+    .await
+    .expect("first fit");
+    let fits = snap.get(key).map_or(0, |s| s.fits);
+    handle.update_history(key, points[700..712].to_vec());
+    let snap = wait_for(&mut rx, Duration::from_secs(60), |s| {
+        s.get(key)
+            .is_some_and(|f| f.fits > fits && f.history_points == 712 && !f.pending)
+    })
+    .await
+    .expect("scheduled refit");
+    let f = snap
+        .get(key)
+        .and_then(|s| s.forecast.clone())
+        .expect("forecast");
+    assert_eq!(f.history, 712);
+    let why = f.why.as_deref().unwrap_or_default();
+    assert!(
+        why.ends_with(", validated 1h ago"),
+        "the scheduled refit reuses the choice: {why}"
+    );
+    assert!(handle.shutdown());
 }
 
 // ---------------------------------------------------------------------------------------------

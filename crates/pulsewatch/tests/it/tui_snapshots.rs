@@ -48,7 +48,7 @@ fn snapshot() -> Arc<Snapshot> {
             &s.timestamps[..n],
             &s.values[..n],
             &fset,
-            ModelKind::Mstl,
+            ModelKind::Auto,
         )
         .expect("forecast");
         f.fit_time = Duration::from_millis(12);
@@ -78,7 +78,7 @@ fn snapshot() -> Arc<Snapshot> {
     for (id, f) in forecasts {
         core.set_forecast(&id, Arc::new(f));
     }
-    core.forecast_model = "mstl".into();
+    core.forecast_model = "auto".into();
     core.speed = 10.0;
     core.status = Some(SourceStatus {
         source: SourceKind::Nab,
@@ -155,7 +155,7 @@ fn forecast_tab_after_scripted_keys() {
         .collect();
     assert_eq!(
         asked,
-        vec![("demo/memory_used_bytes.csv".to_string(), ModelKind::Mstl)]
+        vec![("demo/memory_used_bytes.csv".to_string(), ModelKind::Auto)]
     );
     let before = render(&app, 80, 24);
     assert!(
@@ -165,7 +165,7 @@ fn forecast_tab_after_scripted_keys() {
     );
     app.set_holdout(HoldoutView {
         series: "demo/memory_used_bytes.csv".into(),
-        model: ModelKind::Mstl,
+        model: ModelKind::Auto,
         result: Ok(pulsewatch_core::forecast::metrics::Accuracy {
             n: 288,
             mae: 1.0e7,
@@ -177,6 +177,14 @@ fn forecast_tab_after_scripted_keys() {
     });
     insta::assert_snapshot!("forecast_80x24", render(&app, 80, 24).backend());
     insta::assert_snapshot!("forecast_120x40", render(&app, 120, 40).backend());
+    // auto says what it chose and why, in full at 80 columns too (the info block wraps).
+    let text = render(&app, 80, 24).backend().to_string();
+    assert!(text.contains("model auto: "), "{text}");
+    assert!(text.contains("chosen by validation MAE snaive "), "{text}");
+    assert!(
+        text.contains("m switch model"),
+        "the key line is kept: {text}"
+    );
 }
 
 #[test]
@@ -204,9 +212,10 @@ fn keys_send_engine_commands() {
         engine(app.on_key(&KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE))),
         vec![Control::CancelRetrain { series: None }]
     );
+    // From auto, the last of the round, `m` starts it again.
     assert_eq!(
         engine(app.on_key(&key('m'))),
-        vec![Control::SetForecastModel(ModelKind::Ets)]
+        vec![Control::SetForecastModel(ModelKind::Mstl)]
     );
     // Tab cycling and direct selection.
     app.on_key(&KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
