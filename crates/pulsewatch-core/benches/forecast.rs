@@ -5,7 +5,9 @@
 //! the measurement. Prophet's one-off optimizer start is timed and printed separately.
 //! `prophet` uses the default WebAssembly Stan optimizer, `prophet_native` the L-BFGS one
 //! (`[forecast.prophet] optimizer = "native"`).
-//! Goals (issue #4): mstl ≤ 30 ms and prophet ≤ 100 ms on the 4,000-point series.
+//! `auto_kept` is auto refitting a kept choice (the forecast service between validations).
+//! Goals (issue #4): mstl ≤ 30 ms and prophet ≤ 100 ms on the 4,000-point series; issue #17:
+//! auto (fit and selection) ≤ 50 ms.
 //! Run with `cargo bench --bench forecast`.
 
 use std::f64::consts::PI;
@@ -13,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use pulsewatch_core::forecast::auto::fit_auto_with;
 use pulsewatch_core::forecast::model::{forecast, warm_up_prophet};
 use pulsewatch_core::forecast::{
     ForecastSettings, ModelKind, ProphetOptimizer, Regular, regularise,
@@ -63,6 +66,8 @@ fn bench(c: &mut Criterion) {
         ("prophet", ModelKind::Prophet, &settings),
         ("prophet_native", ModelKind::Prophet, &native),
         ("snaive", ModelKind::SeasonalNaive, &settings),
+        ("smedian", ModelKind::SeasonalMedian, &settings),
+        ("theta", ModelKind::Theta, &settings),
         // Fit and selection: validation at three origins, then the chosen model's fit.
         ("auto", ModelKind::Auto, &settings),
     ];
@@ -86,6 +91,14 @@ fn bench(c: &mut Criterion) {
             }
             g.bench_function(label, |b| {
                 b.iter(|| std::hint::black_box(forecast(reg, st, m, h)))
+            });
+        }
+        // The forecast service's steady state: auto's choice kept from an earlier validation,
+        // only the chosen model refitted.
+        if let Ok((_, memo)) = fit_auto_with(reg, &settings, h, h, None) {
+            eprintln!("{name}: auto_kept refits {}", memo.choice);
+            g.bench_function("auto_kept", |b| {
+                b.iter(|| std::hint::black_box(fit_auto_with(reg, &settings, h, h, Some(&memo))))
             });
         }
         g.finish();

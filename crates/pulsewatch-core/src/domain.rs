@@ -208,7 +208,7 @@ named_serde!(DetectorKind);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ModelKind {
     /// MSTL decomposition (daily/weekly seasonal components) + AutoETS on the deseasonalised
-    /// series. The default.
+    /// series.
     Mstl,
     /// Non-seasonal AutoETS (error, trend and damping chosen by AICc).
     Ets,
@@ -219,8 +219,11 @@ pub enum ModelKind {
     SeasonalNaive,
     /// Theta with seasonal adjustment and an optimised theta (`forecast::theta`).
     Theta,
+    /// Seasonal median: the median of the same slot over the last week's days
+    /// (`forecast::model`).
+    SeasonalMedian,
     /// Per series, the candidate with the lowest rolling-origin validation error, with a band
-    /// from those errors (`forecast::auto`).
+    /// from those errors (`forecast::auto`). The default.
     Auto,
 }
 
@@ -236,17 +239,19 @@ impl Named for ModelKind {
             ModelKind::Prophet => "prophet",
             ModelKind::SeasonalNaive => "snaive",
             ModelKind::Theta => "theta",
+            ModelKind::SeasonalMedian => "smedian",
             ModelKind::Auto => "auto",
         }
     }
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 6] = [
+    pub const ALL: [ModelKind; 7] = [
         ModelKind::Mstl,
         ModelKind::Ets,
         ModelKind::Prophet,
         ModelKind::SeasonalNaive,
+        ModelKind::SeasonalMedian,
         ModelKind::Theta,
         ModelKind::Auto,
     ];

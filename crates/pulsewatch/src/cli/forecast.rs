@@ -36,7 +36,7 @@ pub struct ForecastArgs {
     /// Evaluate every series of the corpus (needs --holdout) and print a table per model.
     #[arg(long, requires = "holdout")]
     pub all: bool,
-    /// Model: mstl, ets, prophet, snaive, theta, auto, or all (default: [forecast] model).
+    /// Model: mstl, ets, prophet, snaive, smedian, theta, auto, or all (default: [forecast] model).
     #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,
     /// How far ahead to forecast, e.g. 6h, 1d (default: [forecast] horizon).

@@ -86,9 +86,9 @@ pub enum Command {
     /// Search pulse's constants on the corpus (seeded, fixed budget) and print the
     /// [detector.pulse] block it chose; `eval --folds K` runs the same search out of sample.
     Tune(nab::TuneArgs),
-    /// Forecast a series (mstl, ets, prophet, snaive, theta or auto: point, lower, upper per step); with
-    /// --holdout, fit on all but the last horizon and report MAE, MASE, sMAPE and coverage;
-    /// with --all, evaluate every NAB series.
+    /// Forecast a series (auto, mstl, ets, prophet, snaive, smedian or theta: point, lower,
+    /// upper per step); with --holdout, fit on all but the last horizon and report MAE, MASE,
+    /// sMAPE and coverage; with --all, evaluate every NAB series.
     Forecast(forecast::ForecastArgs),
     /// Download the NAB corpus (pinned upstream commit), verifying every file's SHA-256.
     FetchNab(fetch_nab::FetchNabArgs),
