@@ -415,6 +415,13 @@ fn json_api_and_metrics_over_http() {
         let n = f["forecast"]["point"].as_array().map(Vec::len).unwrap_or(0);
         assert!(n > 0, "{f}");
         assert_eq!(f["forecast"]["lower"].as_array().map(Vec::len), Some(n));
+        // The default model says what it chose and why (here: too short to validate).
+        assert_eq!(f["forecast"]["model"], "auto", "{f}");
+        let why = f["forecast"]["why"].as_str().unwrap_or_default();
+        assert!(
+            why.starts_with("validation MAE") || why.starts_with("no validation origin"),
+            "{f}"
+        );
 
         let (code, body) = get("/api/v1/points?series=nope").await;
         assert_eq!(code, 404);
