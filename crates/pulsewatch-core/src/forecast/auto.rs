@@ -208,18 +208,24 @@ pub struct AutoMemo {
     pub why: String,
     /// The newest slot's timestamp when the validation ran.
     pub validated_end: i64,
+    /// At least one validation origin was scored (otherwise the choice is seasonal naive by
+    /// default and not kept).
+    pub validated: bool,
     /// The horizon (slots) and slot length it validated at.
     horizon: usize,
     step: i64,
 }
 
 impl AutoMemo {
-    /// Still valid for a fit of `reg` at `horizon` slots: same horizon and slot, the history
-    /// has not grown by a whole validated horizon since, and it has not gone back in time.
+    /// Still valid for a fit of `reg` at `horizon` slots: it came from a validation (a series
+    /// too short to validate is looked at again on every fit, so it is validated as soon as it
+    /// can be), same horizon and slot, the history has not grown by a whole validated horizon
+    /// since, and it has not gone back in time.
     pub fn fresh_for(&self, reg: &Regular, horizon: usize) -> bool {
         let end = reg.start + (reg.len() as i64 - 1) * reg.step;
         let age = end - self.validated_end;
-        self.horizon == horizon
+        self.validated
+            && self.horizon == horizon
             && self.step == reg.step
             && (0..horizon as i64 * reg.step).contains(&age)
     }
@@ -252,6 +258,7 @@ fn choose(reg: &Regular, settings: &ForecastSettings, horizon: usize) -> AutoMem
         None => "no validation origin: seasonal naive".to_string(),
     };
     AutoMemo {
+        validated: best.is_some(),
         choice,
         half_width,
         why,

@@ -18,6 +18,7 @@ use super::ui;
 use pulsewatch_core::config::Config;
 use pulsewatch_core::nab::demo;
 use pulsewatch_engine::analysis::SpikeSpec;
+use pulsewatch_engine::engine::state::Snapshot;
 use pulsewatch_engine::engine::{Control, SourceSpec};
 use pulsewatch_engine::services::{self as headless, Services};
 use pulsewatch_engine::sources::source::SourceKind;
@@ -159,11 +160,29 @@ pub async fn write_all(
     };
     let services = Services::start_with(cfg, settings, spec, None, None).await?;
     tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let want = series.unwrap_or("realKnownCause/nyc_taxi.csv");
+    let fits = |snap: &Snapshot| {
+        snap.series
+            .iter()
+            .find(|s| s.info.id == want)
+            .and_then(|s| s.forecast.as_ref())
+            .map(|f| (f.fits, f.pending))
+    };
+    let before = fits(&services.engine.latest()).map_or(0, |(n, _)| n);
     services.engine.send(Control::Pause);
     services.engine.send(Control::Retrain { series: None });
+    // The shown series first (as `r` does), then wait for its refit on the whole history.
+    services.engine.send(Control::Retrain {
+        series: Some(want.to_string()),
+    });
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let deadline = tokio::time::Instant::now() + ANALYSIS_TIMEOUT;
+    while tokio::time::Instant::now() < deadline
+        && !fits(&services.engine.latest()).is_some_and(|(n, pending)| n > before && !pending)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let snap = services.engine.latest();
-    let want = series.unwrap_or("realKnownCause/nyc_taxi.csv");
     let mut app = super::new_app(cfg, snap.clone())?;
     app.select_series(want);
     // The Forecast and Test spikes tabs show analysis results: ask the engine for them.

@@ -995,6 +995,10 @@ fn auto_keeps_its_choice_for_one_horizon_of_new_data_then_validates_again() {
     // A memo from another horizon or an older history is not used.
     assert!(!memo.fresh_for(&later, 144));
     assert!(!renewed.fresh_for(&later, 288));
+    // A series too short to validate is not kept on seasonal naive: the next fit looks again.
+    let (_, unvalidated) = fit_auto_with(&reg(300), &s, 288, 288, None).expect("auto");
+    assert!(!unvalidated.validated);
+    assert!(!unvalidated.fresh_for(&reg(301), 288));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
