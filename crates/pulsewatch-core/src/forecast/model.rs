@@ -528,28 +528,16 @@ fn fit_smedian(
     {
         errors.push((y[t] - median_back(t, 1)).abs());
     }
-    errors.sort_by(f64::total_cmp);
-    let q = if errors.is_empty() {
-        0.0
-    } else {
-        let k = ((settings.interval_width * errors.len() as f64).ceil() as usize)
-            .clamp(1, errors.len());
-        errors[k - 1]
-    };
-    let mut point = Vec::with_capacity(horizon);
-    let (mut lower, mut upper) = (Vec::with_capacity(horizon), Vec::with_capacity(horizon));
-    for i in 0..horizon {
-        // Slot n + i, from the seasons before the history's end.
-        let v = if daily.is_some() {
-            median_back(n + i, i / p + 1)
-        } else {
-            y[n - 1]
-        };
-        let width = q * (((i / p) + 1) as f64).sqrt();
-        point.push(v);
-        lower.push(v - width);
-        upper.push(v + width);
-    }
+    let point: Vec<f64> = (0..horizon)
+        .map(|i| {
+            // Slot n + i, from the seasons before the history's end.
+            if daily.is_some() {
+                median_back(n + i, i / p + 1)
+            } else {
+                y[n - 1]
+            }
+        })
+        .collect();
     out.detail = match daily {
         Some(per) => format!(
             "SMedian[{}×{}]",
@@ -559,10 +547,35 @@ fn fit_smedian(
         None => "Naive".into(),
     };
     out.periods = daily.into_iter().collect();
+    seasonal_band(point, errors, p, settings.interval_width)
+}
+
+/// A band around `point` of half-width the `level` quantile of the absolute in-sample errors
+/// `errors` (of one season ahead), widened by √k in the k-th season of `p` slots ahead (errors
+/// of k seasons add up). snaive's and smedian's band.
+fn seasonal_band(point: Vec<f64>, mut errors: Vec<f64>, p: usize, level: f64) -> augurs::Forecast {
+    errors.sort_by(f64::total_cmp);
+    let q = if errors.is_empty() {
+        0.0
+    } else {
+        let k = ((level * errors.len() as f64).ceil() as usize).clamp(1, errors.len());
+        errors[k - 1]
+    };
+    let width = |i: usize| q * (((i / p.max(1)) + 1) as f64).sqrt();
+    let lower = point
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v - width(i))
+        .collect();
+    let upper = point
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v + width(i))
+        .collect();
     augurs::Forecast {
         point,
         intervals: Some(augurs::ForecastIntervals {
-            level: settings.interval_width,
+            level,
             lower,
             upper,
         }),
@@ -590,24 +603,8 @@ fn fit_snaive(
     if errors.is_empty() {
         errors = (p..n).map(|t| (y[t] - y[t - p]).abs()).collect();
     }
-    errors.sort_by(f64::total_cmp);
-    let q = if errors.is_empty() {
-        0.0
-    } else {
-        let k = ((settings.interval_width * errors.len() as f64).ceil() as usize)
-            .clamp(1, errors.len());
-        errors[k - 1]
-    };
-    let mut point = Vec::with_capacity(horizon);
-    let (mut lower, mut upper) = (Vec::with_capacity(horizon), Vec::with_capacity(horizon));
-    for i in 0..horizon {
-        // Step i+1 ahead repeats the slot i % p of the last season.
-        let v = y[n - p + i % p];
-        let width = q * (((i / p) + 1) as f64).sqrt();
-        point.push(v);
-        lower.push(v - width);
-        upper.push(v + width);
-    }
+    // Step i+1 ahead repeats the slot i % p of the last season.
+    let point: Vec<f64> = (0..horizon).map(|i| y[n - p + i % p]).collect();
     out.detail = match longest {
         Some(per) => format!("SNaive[{}]", per.steps),
         None => {
@@ -620,14 +617,7 @@ fn fit_snaive(
         }
     };
     out.periods = longest.into_iter().collect();
-    augurs::Forecast {
-        point,
-        intervals: Some(augurs::ForecastIntervals {
-            level: settings.interval_width,
-            lower,
-            upper,
-        }),
-    }
+    seasonal_band(point, errors, p, settings.interval_width)
 }
 
 fn prophet_fit_predict<O: Optimizer>(
