@@ -505,8 +505,9 @@ fn prophet_fits_a_short_synthetic_series() {
     }
 }
 
-#[test]
-fn native_prophet_optimizer_matches_the_stan_optimizer() {
+/// Fits Prophet (default options) on `(ts, vs)` with both optimizers on the same problem and
+/// returns Stan's and the native objective and σ: (stan, native, σ stan, σ native).
+fn both_optimizers(ts: Vec<i64>, vs: Vec<f64>) -> (f64, f64, f64, f64) {
     use std::sync::{Arc, Mutex};
 
     use augurs::prophet::optimizer::{
@@ -517,7 +518,6 @@ fn native_prophet_optimizer_matches_the_stan_optimizer() {
     use pulsewatch_core::forecast::prophet_native::{NativeOptimizer, objective};
 
     type Record = Arc<Mutex<Option<(f64, f64, f64, f64)>>>;
-    /// Runs both optimizers on the same problem; records both objectives and trend rates.
     #[derive(Debug)]
     struct Both(WasmstanOptimizer, Record);
     impl Optimizer for Both {
@@ -541,15 +541,19 @@ fn native_prophet_optimizer_matches_the_stan_optimizer() {
             Ok(native)
         }
     }
-
-    let (ts, vs) = synthetic(10 * 24, 3600, 10.0, 0.0, 0.5);
     let record: Record = Arc::new(Mutex::new(None));
     let both = Both(WasmstanOptimizer::new(), record.clone());
     let mut p = Prophet::new(OptProphetOptions::default().into(), both);
     p.fit(TrainingData::new(ts, vs).expect("data"), Default::default())
         .expect("fits");
     let got = *record.lock().expect("lock");
-    let (stan, native, s_stan, s_native) = got.expect("both optimizers ran");
+    got.expect("both optimizers ran")
+}
+
+#[test]
+fn native_prophet_optimizer_matches_the_stan_optimizer() {
+    let (ts, vs) = synthetic(10 * 24, 3600, 10.0, 0.0, 0.5);
+    let (stan, native, s_stan, s_native) = both_optimizers(ts, vs);
     assert!(
         native <= stan + 1e-6 * stan.abs().max(1.0),
         "native objective {native} vs Stan's {stan}"
@@ -1256,34 +1260,6 @@ fn thresholds_are_validated_with_the_entry_named() {
 /// eight series: native 4e-7 to 2.6e-3 *lower* on every one; Stan stops at its tolerances.)
 #[test]
 fn native_prophet_optimizer_reaches_stan_s_optimum_on_nab_series() {
-    use std::sync::{Arc, Mutex};
-
-    use augurs::prophet::optimizer::{
-        Data, Error, InitialParams, OptimizeOpts, OptimizedParams, Optimizer,
-    };
-    use augurs::prophet::wasmstan::WasmstanOptimizer;
-    use augurs::prophet::{OptProphetOptions, Prophet, TrainingData};
-    use pulsewatch_core::forecast::prophet_native::{NativeOptimizer, objective};
-
-    type Record = Arc<Mutex<Option<(f64, f64)>>>;
-    #[derive(Debug)]
-    struct Both(WasmstanOptimizer, Record);
-    impl Optimizer for Both {
-        fn optimize(
-            &self,
-            init: &InitialParams,
-            data: &Data,
-            opts: &OptimizeOpts,
-        ) -> Result<OptimizedParams, Error> {
-            let stan = self.0.optimize(init, data, opts)?;
-            let native = NativeOptimizer::default().optimize(init, data, opts)?;
-            let j = opts.jacobian.unwrap_or(false);
-            if let Ok(mut slot) = self.1.lock() {
-                *slot = Some((objective(data, &stan, j), objective(data, &native, j)));
-            }
-            Ok(native)
-        }
-    }
     let Some(root) = corpus::nab_root() else {
         return;
     };
@@ -1302,13 +1278,7 @@ fn native_prophet_optimizer_reaches_stan_s_optimum_on_nab_series() {
             .filter(|&i| r.observed[i])
             .map(|i| (r.timestamp(i), r.values[i]))
             .unzip();
-        let record: Record = Arc::new(Mutex::new(None));
-        let both = Both(WasmstanOptimizer::new(), record.clone());
-        let mut p = Prophet::new(OptProphetOptions::default().into(), both);
-        p.fit(TrainingData::new(ds, y).expect("data"), Default::default())
-            .expect("fits");
-        let got = *record.lock().expect("lock");
-        let (stan, native) = got.expect("both optimizers ran");
+        let (stan, native, _, _) = both_optimizers(ds, y);
         assert!(
             native <= stan + 1e-6 * stan.abs().max(1.0),
             "{key}: native objective {native} vs Stan's {stan}"
