@@ -222,7 +222,7 @@ impl AutoMemo {
     /// can be), same horizon and slot, the history has not grown by a whole validated horizon
     /// since, and it has not gone back in time.
     pub fn fresh_for(&self, reg: &Regular, horizon: usize) -> bool {
-        let end = reg.start + (reg.len() as i64 - 1) * reg.step;
+        let end = reg.last_timestamp();
         let age = end - self.validated_end;
         self.validated
             && self.horizon == horizon
@@ -262,7 +262,7 @@ fn choose(reg: &Regular, settings: &ForecastSettings, horizon: usize) -> AutoMem
         choice,
         half_width,
         why,
-        validated_end: reg.start + (reg.len() as i64 - 1) * reg.step,
+        validated_end: reg.last_timestamp(),
         horizon,
         step: reg.step,
     }
@@ -346,7 +346,7 @@ pub fn fit_auto_with(
             .collect();
     }
     let when = if reused {
-        let end = reg.start + (reg.len() as i64 - 1) * reg.step;
+        let end = reg.last_timestamp();
         format!(
             ", validated {} ago",
             // Whole minutes: "1h 35m".
