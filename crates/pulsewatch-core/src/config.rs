@@ -721,7 +721,8 @@ pub struct LstmAeConfig {
     /// Mini-batch size.
     pub batch: usize,
     /// Scale of the reconstruction error (squared, on standardised values): the raw score is
-    /// `e / (e + threshold)`, which the calibration then ranks per series.
+    /// 0.5 at `threshold` and 0.05 more per decade above (a log scale), which the calibration
+    /// then ranks per series.
     pub threshold: f64,
     /// Points of history the model is trained on (the first points of a series).
     pub train: usize,
@@ -752,7 +753,7 @@ impl Default for LstmAeConfig {
             seed: 42,
             calibrate: true,
             calibration: crate::detect::calibrate::CalibrationParams {
-                memory: 220.0,
+                memory: 1700.0,
                 ..crate::detect::calibrate::CalibrationParams::default()
             },
             multivariate: false,

@@ -6,7 +6,7 @@
 //! decoder `hidden`→`hidden`, Linear `hidden`→M), trained the same way (same early stopping,
 //! seed and determinism) on the first `train` rows, each input standardised with its own mean
 //! and deviation. A row's error per member is the squared reconstruction error of its newest
-//! standardised value; the **joint error** is their mean, mapped to `e / (e + threshold)` and
+//! standardised value; the **joint error** is their mean, mapped to a raw score as the univariate one's (`error_score`) and
 //! calibrated per group exactly as the univariate score is. The member with the largest error is
 //! named in [`JointLstmAe::explain`] and by [`JointLstmAe::worst`].
 //!
@@ -140,11 +140,7 @@ impl JointLstmAe {
         }
         self.latest = Some(latest);
         let e = latest.joint;
-        Some(if e.is_finite() {
-            (e / (e + self.p.threshold)).clamp(0.0, 1.0)
-        } else {
-            1.0
-        })
+        Some(super::error_score(e, self.p.threshold))
     }
 
     /// The detector's output for `row`: the calibrated joint score (0 while there is no

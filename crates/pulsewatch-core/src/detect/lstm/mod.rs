@@ -34,8 +34,13 @@
 //! of the raw score among the series' recent ones, `alarm` mapped to 0.5; 0 while training and
 //! during the layer's warm-up) unless `calibrate = false`, when it is the raw score itself (0.5
 //! while training). A point's error `e` is the squared reconstruction error of the newest standardised value of the
-//! window ending at it (the decoder's last output). It is mapped to `e / (e + threshold)`:
-//! monotone, in [0, 1), exactly 0.5 at `threshold`; a non-finite error scores 1. (The MSE over the
+//! window ending at it (the decoder's last output). It is mapped to a log scale,
+//! `0.5 + log10(e / threshold) / 20` clamped to [0, 1]: monotone, exactly 0.5 at `threshold`;
+//! a non-finite error scores 1. The log scale is for the calibration, which ranks raw scores in
+//! 512 equal bins over [0, 1]: under the previous `e / (e + threshold)` every error above 12.5
+//! (3.5 standard deviations) fell into the top bin, so on a series whose errors grew after
+//! training (most of NAB: the model sees the first points only) the calibration could not tell
+//! them apart; a log scale gives every decade 25 bins (NAB figures: `docs/detectors.md`). (The MSE over the
 //! whole window was measured too: it smears one odd point over `sequence` scores and scored 0.0 /
 //! 0.0 / 0.18 on NAB against 5.3 / 4.2 / 10.2 for the newest step.) Standardised values are
 //! clamped to ±1e4, so a flat training stretch (std at the floor) cannot overflow `f32`.
@@ -728,7 +733,7 @@ impl LstmAe {
     }
 
     /// One point through the model (buffer, first fit, reconstruction): its raw score
-    /// `e / (e + threshold)`, or `None` while there is no opinion (training, a short window, a
+    /// ([`error_score`]), or `None` while there is no opinion (training, a short window, a
     /// non-finite value).
     fn step(&mut self, point: Point) -> Option<f64> {
         if !point.value.is_finite() {
@@ -824,11 +829,26 @@ impl LstmAe {
     }
 
     fn to_score(&self, e: f64) -> f64 {
-        if !e.is_finite() {
-            return 1.0;
-        }
-        (e / (e + self.p.threshold)).clamp(0.0, 1.0)
+        error_score(e, self.p.threshold)
     }
+}
+
+/// Decades of reconstruction error the raw score spans, half below `threshold` and half above:
+/// enough for every error the clamp allows (at most 10⁸ = `Z_CLAMP`², against 10¹⁰ times the
+/// default `threshold` of 0.025).
+const SCORE_DECADES: f64 = 20.0;
+
+/// The raw score of a reconstruction error `e`: 0.5 at `threshold`, rising by 1/20 per decade
+/// of error, clamped to [0, 1] (errors from 10⁻¹⁰ to 10¹⁰ times `threshold` stay apart);
+/// 0 for no error, 1 for a non-finite one. See the module docs for why a log scale.
+pub(super) fn error_score(e: f64, threshold: f64) -> f64 {
+    if !e.is_finite() {
+        return 1.0;
+    }
+    if e <= 0.0 {
+        return 0.0;
+    }
+    (0.5 + (e / threshold).log10() / SCORE_DECADES).clamp(0.0, 1.0)
 }
 
 impl Detector for LstmAe {
