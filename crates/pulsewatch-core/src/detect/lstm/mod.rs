@@ -1077,6 +1077,27 @@ mod tests {
             .collect()
     }
 
+    /// The raw score is 0.5 at the threshold and keeps errors many decades apart in the
+    /// calibration's 512 bins: under `e / (e + threshold)` every squared error above 12.5 (at
+    /// the default threshold) shared the top bin.
+    #[test]
+    fn raw_score_keeps_large_errors_apart_for_the_calibration() {
+        let t = LstmAeConfig::default().threshold;
+        assert!((error_score(t, t) - 0.5).abs() < 1e-12);
+        let bin = |e: f64| (error_score(e, t) * 512.0).floor() as i64;
+        let bins: Vec<i64> = (-9..=9).map(|k| bin(t * 10f64.powi(k))).collect();
+        assert!(
+            bins.windows(2).all(|w| w[1] >= w[0] + 20),
+            "decades share bins: {bins:?}"
+        );
+        // 3.5 σ and 35 σ of squared error, which the old mapping put in one bin.
+        assert!(bin(3.5f64.powi(2)) + 40 < bin(35f64.powi(2)));
+        assert_eq!(error_score(0.0, t), 0.0);
+        assert_eq!(error_score(f64::NAN, t), 1.0);
+        assert_eq!(error_score(f64::INFINITY, t), 1.0);
+        assert_eq!(error_score(1e300, t), 1.0);
+    }
+
     /// A calibrated model's state carries its calibration: the restored detector's outputs
     /// equal the original's; a version 1 state (before calibration was saved) still loads.
     #[test]
