@@ -14,7 +14,11 @@
 //! `pulsewatch_value`; with `--scores` the detector's causal `pulsewatch_anomaly_score` and
 //! `pulsewatch_anomaly_flag` (label `detector`); with `--forecast` the rolling forecast
 //! `pulsewatch_forecast_value` / `_lower` / `_upper` (label `model`): refitted once per horizon on
-//! the points up to that moment only, so every forecast sample was made before the time it is for.
+//! the points up to that moment only, so every forecast sample was made before the time it is for;
+//! for a series with a capacity threshold (`[[forecast.thresholds]]`), also
+//! `pulsewatch_forecast_threshold` (label `direction`) and
+//! `pulsewatch_forecast_threshold_eta_seconds` (label `bound`), as the live gauges would have
+//! read at each point (no sample where the forecast does not cross).
 //!
 //! Samples of a series are written in time order with duplicate timestamps dropped (promtool
 //! silently drops out-of-order samples; NAB has a few duplicated and backwards timestamps).
@@ -27,6 +31,7 @@ use std::process::Command;
 use pulsewatch_core::config::DetectorConfig;
 use pulsewatch_core::detect::DetectorKind;
 use pulsewatch_core::domain::{Point, SourceKind};
+use pulsewatch_core::forecast::capacity::Bound;
 use pulsewatch_core::forecast::{ForecastSettings, SeriesForecast};
 use pulsewatch_core::nab::Series;
 
@@ -96,24 +101,44 @@ fn write_family(
     Ok(n)
 }
 
+/// Samples of one series, in time order.
+type Samples = Vec<(i64, f64)>;
+
+/// The rolling forecast of one series, as samples.
+#[derive(Debug, Default)]
+struct Rolling {
+    point: Samples,
+    lower: Samples,
+    upper: Samples,
+    /// With a capacity threshold for the series: its direction, the threshold at every point
+    /// after the first fit, and the seconds to it per bound (counting down between fits, as the
+    /// live gauge does; no sample where the forecast does not cross within the long horizon,
+    /// since neither OpenMetrics blocks nor VictoriaMetrics' JSON import carry `+Inf`).
+    capacity: Option<(&'static str, Samples, [Samples; 3])>,
+}
+
 /// The rolling forecast of one series: every `horizon`, a fit on the points up to then (as a
 /// [`ForecastHistory`](pulsewatch_core::forecast::ForecastHistory) keeps them), giving (point,
-/// lower, upper) samples for the next horizon.
-#[allow(clippy::type_complexity)]
-fn rolling_forecast(
-    s: &Series,
-    settings: &ForecastSettings,
-) -> (Vec<(i64, f64)>, Vec<(i64, f64)>, Vec<(i64, f64)>) {
-    let (mut p, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new());
+/// lower, upper) samples for the next horizon, and the time to the series' threshold when one
+/// is configured.
+fn rolling_forecast(s: &Series, settings: &ForecastSettings) -> Rolling {
+    let mut out = Rolling::default();
     let Some(&first) = s.timestamps.first() else {
-        return (p, lo, hi);
+        return out;
     };
     let horizon = settings.horizon.as_secs().max(1) as i64;
-    // Backfill writes the forecast over the horizon only: no long view.
+    // The long view serves only the time to a threshold: without one, the horizon alone.
+    let threshold = settings.threshold_for(&s.key);
     let settings = &ForecastSettings {
-        long_horizon: std::time::Duration::ZERO,
+        long_horizon: if threshold.is_some() {
+            settings.long_horizon
+        } else {
+            std::time::Duration::ZERO
+        },
         ..settings.clone()
     };
+    let mut cap_samples: Option<(Samples, [Samples; 3])> =
+        threshold.map(|_| (Vec::new(), Default::default()));
     let last = s.timestamps.iter().copied().max().unwrap_or(first);
     let points: Vec<Point> = s.points();
     // The first fit after two horizons of history.
@@ -121,18 +146,41 @@ fn rolling_forecast(
     while cut < last {
         let end = s.timestamps.partition_point(|&t| t <= cut);
         // The forecast service's own fit, on the points up to `cut` only.
-        if let Some(f) = SeriesForecast::fit(&s.key, &points[..end], settings).forecast {
+        let fit = SeriesForecast::fit(&s.key, &points[..end], settings);
+        if let Some(f) = &fit.forecast {
             for (i, &t) in f.timestamps.iter().enumerate() {
                 if t > cut && t <= cut + horizon {
-                    p.push((t, f.point[i]));
-                    lo.push((t, f.lower[i]));
-                    hi.push((t, f.upper[i]));
+                    out.point.push((t, f.point[i]));
+                    out.lower.push((t, f.lower[i]));
+                    out.upper.push((t, f.upper[i]));
+                }
+            }
+        }
+        if let (Some(cap), Some((thr, etas))) = (&fit.capacity, cap_samples.as_mut()) {
+            // What the live gauges would read at each later point until the next fit.
+            for &t in s
+                .timestamps
+                .iter()
+                .filter(|&&t| t > cut && t <= cut + horizon)
+            {
+                let now = t.max(cap.origin);
+                thr.push((t, cap.threshold.value));
+                for (b, samples) in Bound::ALL.into_iter().zip(etas.iter_mut()) {
+                    if let Some(eta) = cap.eta(b, now) {
+                        samples.push((t, eta as f64));
+                    }
                 }
             }
         }
         cut += horizon;
     }
-    (clean(p), clean(lo), clean(hi))
+    out.point = clean(out.point);
+    out.lower = clean(out.lower);
+    out.upper = clean(out.upper);
+    out.capacity = threshold
+        .zip(cap_samples)
+        .map(|(th, (thr, etas))| (th.direction.name(), clean(thr), etas.map(clean)));
+    out
 }
 
 /// Writes `series` as OpenMetrics (ending with `# EOF`); returns the number of samples.
@@ -271,27 +319,47 @@ fn families(series: &[Series], opts: &BackfillOptions) -> Families {
             );
         }
         if let Some(fs) = &opts.forecast {
-            let (p, lo, hi) = rolling_forecast(s, fs);
+            let r = rolling_forecast(s, fs);
             let mut labels = base.clone();
             labels.push(("model", fs.model.name().to_string()));
             add(
                 "pulsewatch_forecast_value",
                 "Rolling forecast made one horizon ahead at most.",
                 labels.clone(),
-                p,
+                r.point,
             );
             add(
                 "pulsewatch_forecast_lower",
                 "Lower bound of the rolling forecast's prediction interval.",
                 labels.clone(),
-                lo,
+                r.lower,
             );
             add(
                 "pulsewatch_forecast_upper",
                 "Upper bound of the rolling forecast's prediction interval.",
-                labels,
-                hi,
+                labels.clone(),
+                r.upper,
             );
+            if let Some((direction, thr, etas)) = r.capacity {
+                let mut l = labels.clone();
+                l.push(("direction", direction.to_string()));
+                add(
+                    "pulsewatch_forecast_threshold",
+                    "Capacity threshold of the series (direction: above or below).",
+                    l,
+                    thr,
+                );
+                for (b, samples) in Bound::ALL.into_iter().zip(etas) {
+                    let mut l = labels.clone();
+                    l.push(("bound", b.name().to_string()));
+                    add(
+                        "pulsewatch_forecast_threshold_eta_seconds",
+                        "Seconds until the rolling forecast crosses the series' threshold (bound: earliest, likely or latest; no sample: not within the long horizon).",
+                        l,
+                        samples,
+                    );
+                }
+            }
         }
     }
     fams
@@ -427,5 +495,96 @@ mod tests {
         assert_eq!(text.matches("pulsewatch_anomaly_flag{").count(), 50);
         assert!(text.contains(r#"detector="null"} 0.5 0"#), "{text}");
         assert!(text.contains(r#"pulsewatch_anomaly_flag{series="b",category="c",source="nab",job="nab_backfill",detector="null"} 1 60"#));
+    }
+
+    /// A disk filling at 0.06 a day from 0.5 (5-minute points, four days, small noise) with a
+    /// threshold of 0.9: the rolling forecast (refitted daily from day 2) writes the time to
+    /// it at every later point, counting down towards the true crossing; a series without a
+    /// threshold gets no capacity samples.
+    #[test]
+    fn rolling_forecast_writes_the_time_to_a_threshold_as_the_live_gauge_reads_it() {
+        use pulsewatch_core::config::{ForecastConfig, ThresholdConfig};
+        use pulsewatch_core::domain::ModelKind;
+        let step = 300;
+        let rate = 0.06 / 86_400.0;
+        let t0 = 1_400_000_000;
+        let n = 4 * 288;
+        let disk = Series {
+            key: "c/disk_used.csv".into(),
+            category: "c".into(),
+            name: "disk_used".into(),
+            timestamps: (0..n).map(|i| t0 + i * step).collect(),
+            values: (0..n)
+                .map(|i| 0.5 + rate * (i * step) as f64 + 0.002 * ((i * 7919 % 13) as f64 - 6.0))
+                .collect(),
+        };
+        let truth = t0 + (0.4 / rate).round() as i64;
+        let mut cfg = ForecastConfig {
+            model: ModelKind::Theta,
+            ..ForecastConfig::default()
+        };
+        cfg.thresholds.push(ThresholdConfig {
+            series: "c/disk_used*".into(),
+            above: Some(0.9),
+            below: None,
+        });
+        let settings = ForecastSettings::from_config(&cfg).expect("valid");
+        let r = rolling_forecast(&disk, &settings);
+        let (direction, thr, etas) = r.capacity.expect("a threshold matched");
+        assert_eq!(direction, "above");
+        // Fits at the end of days 2 and 3; samples at every point after the first fit.
+        let after: Vec<i64> = disk
+            .timestamps
+            .iter()
+            .copied()
+            .filter(|&t| t > t0 + 2 * 86_400)
+            .collect();
+        assert_eq!(thr.len(), after.len());
+        assert!(thr.iter().all(|&(_, v)| v == 0.9));
+        let [earliest, likely, latest] = etas;
+        assert_eq!(likely.len(), after.len(), "the trend crosses within 7 days");
+        for (i, &(t, eta)) in likely.iter().enumerate() {
+            assert_eq!(t, after[i]);
+            let want = (truth - t) as f64;
+            assert!(
+                (eta / want - 1.0).abs() < 0.10,
+                "at {t}: likely ETA {eta} s, truth {want} s"
+            );
+        }
+        // Counting down between fits: one step less per point.
+        assert_eq!(likely[1].1, likely[0].1 - step as f64);
+        for (t, e) in &earliest {
+            let l = likely.iter().find(|s| s.0 == *t).expect("same times");
+            assert!(*e <= l.1, "earliest {e} after likely {}", l.1);
+        }
+        for (t, e) in &latest {
+            let l = likely.iter().find(|s| s.0 == *t).expect("same times");
+            assert!(*e >= l.1, "latest {e} before likely {}", l.1);
+        }
+        // The OpenMetrics text carries them with their labels; a series without a rule does not.
+        let other = Series {
+            key: "c/cpu.csv".into(),
+            name: "cpu".into(),
+            ..disk.clone()
+        };
+        let mut out = Vec::new();
+        write_openmetrics(
+            &[disk, other],
+            &BackfillOptions {
+                scores: None,
+                forecast: Some(settings),
+            },
+            &mut out,
+        )
+        .expect("write");
+        let text = String::from_utf8(out).expect("utf8");
+        let first = format!(
+            r#"pulsewatch_forecast_threshold_eta_seconds{{series="disk_used",category="c",source="nab",job="nab_backfill",model="theta",bound="likely"}} {} {}"#,
+            likely[0].1, likely[0].0
+        );
+        assert!(text.contains(&first), "{first}");
+        assert!(text.contains(r#"pulsewatch_forecast_threshold{series="disk_used",category="c",source="nab",job="nab_backfill",model="theta",direction="above"} 0.9 "#));
+        assert!(!text.contains(r#"pulsewatch_forecast_threshold_eta_seconds{series="cpu""#));
+        assert!(text.contains(r#"pulsewatch_forecast_value{series="cpu""#));
     }
 }
