@@ -6,8 +6,9 @@
 //! decoder `hidden`→`hidden`, Linear `hidden`→M), trained the same way (same early stopping,
 //! seed and determinism) on the first `train` rows, each input standardised with its own mean
 //! and deviation. A row's error per member is the squared reconstruction error of its newest
-//! standardised value; the **joint error** is their mean, mapped to a raw score as the univariate one's (`error_score`) and
-//! calibrated per group exactly as the univariate score is. The member with the largest error is
+//! standardised value; the **joint error** is their mean, mapped to a raw score as the
+//! univariate one is (`error_score`, a log scale) and calibrated per group exactly as the
+//! univariate score is. The member with the largest error is
 //! named in [`JointLstmAe::explain`] and by [`JointLstmAe::worst`].
 //!
 //! What this catches that one series cannot: a relation between members that breaks while each

@@ -40,8 +40,8 @@
 //! 512 equal bins over [0, 1]: under the previous `e / (e + threshold)` every error above 12.5
 //! (3.5 standard deviations) fell into the top bin, so on a series whose errors grew after
 //! training (most of NAB: the model sees the first points only) the calibration could not tell
-//! them apart; a log scale gives every decade 25 bins (NAB figures: `docs/detectors.md`). (The MSE over the
-//! whole window was measured too: it smears one odd point over `sequence` scores and scored 0.0 /
+//! them apart; a log scale gives every decade 25 bins (NAB figures: `docs/detectors.md`).
+//! (The MSE over the whole window was measured too: it smears one odd point over `sequence` scores and scored 0.0 /
 //! 0.0 / 0.18 on NAB against 5.3 / 4.2 / 10.2 for the newest step.) Standardised values are
 //! clamped to ±1e4, so a flat training stretch (std at the floor) cannot overflow `f32`.
 //! Inference does not go through candle: the trained weights are copied into plain `f32` arrays
@@ -62,10 +62,12 @@
 //! fewer than `sequence` points the score is 0.5.
 //!
 //! # Persistence
-//! `save_state` writes a little-endian binary: magic, format version (2), `sequence`, `hidden`,
-//! mean, std, the weights, the ring buffer, the calibration layer's state (version 2; 4.2 KB) and
-//! an FNV-1a checksum (56 KB for the defaults). Version 1 states (no calibration) still load; a
-//! restored calibration continues where it was saved, unless the detector has scored already.
+//! `save_state` writes a little-endian binary: magic, format version (3), `sequence`, `hidden`,
+//! mean, std, the weights, the ring buffer, the calibration layer's state (since version 2;
+//! 4.2 KB) and an FNV-1a checksum (56 KB for the defaults). Version 1 states (no calibration)
+//! and version 2 states (whose calibration ranked the old `e / (e + threshold)` scores) load
+//! with a fresh calibration; a restored version 3 calibration continues where it was saved,
+//! unless the detector has scored already.
 //! `load_state` rejects, with `FitError::BadState` and without touching the detector, a bad
 //! magic, version, checksum or length, non-finite numbers, and a `sequence` or `hidden` other
 //! than this detector's. `threshold` is not stored: the current config's is used.
@@ -95,7 +97,7 @@ const MIN_STD: f64 = 1e-6;
 const Z_CLAMP: f64 = 1e4;
 /// Persisted state: magic bytes and format version.
 const MAGIC: &[u8; 8] = b"PWLSTMAE";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// The config with every knob made usable (no zero sizes, positive rates).
 #[derive(Debug, Clone)]
@@ -1005,8 +1007,8 @@ fn decode_state(bytes: &[u8], p: &Params) -> Result<DecodedState, String> {
     }
     let mut r = Reader(&body[MAGIC.len()..]);
     let version = u32::from_le_bytes(r.take::<4>()?);
-    if version != VERSION && version != 1 {
-        return Err(format!("format version {version}, expected 1 or {VERSION}"));
+    if !(1..=VERSION).contains(&version) {
+        return Err(format!("format version {version}, expected 1 to {VERSION}"));
     }
     let sequence = r.u64()?;
     let hidden = r.u64()?;
@@ -1048,7 +1050,9 @@ fn decode_state(bytes: &[u8], p: &Params) -> Result<DecodedState, String> {
         }
         recent.push((ts, v));
     }
-    // Version 2: the calibration layer's state (empty when uncalibrated).
+    // Version 2 and later: the calibration layer's state (empty when uncalibrated). Version
+    // 2's was learnt on the `e / (e + threshold)` raw scores, which the log scale of version 3
+    // does not match bin for bin: it is read and dropped, and the calibration starts afresh.
     let mut cal = Vec::new();
     if version >= 2 {
         let c = r.count(8)?;
@@ -1056,6 +1060,9 @@ fn decode_state(bytes: &[u8], p: &Params) -> Result<DecodedState, String> {
         for _ in 0..c {
             cal.push(r.u64()?);
         }
+    }
+    if version < 3 {
+        cal.clear();
     }
     if !r.0.is_empty() {
         return Err(format!("{} trailing bytes", r.0.len()));
@@ -1099,7 +1106,8 @@ mod tests {
     }
 
     /// A calibrated model's state carries its calibration: the restored detector's outputs
-    /// equal the original's; a version 1 state (before calibration was saved) still loads.
+    /// equal the original's; version 1 (before calibration was saved) and version 2 (before the
+    /// log-scale raw score) states still load, without a calibration.
     #[test]
     fn calibrated_state_roundtrips_and_version_1_loads() {
         let cfg = LstmAeConfig {
@@ -1136,6 +1144,19 @@ mod tests {
         let mut c = LstmAe::new(&cfg);
         c.load_state(&v1).expect("version 1 loads");
         assert!(c.is_fitted());
+        // Version 2: its calibration was learnt on the old raw scale and is dropped.
+        let mut v2 = body.to_vec();
+        v2[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&2u32.to_le_bytes());
+        let sum = fnv1a(&v2);
+        v2.extend_from_slice(&sum.to_le_bytes());
+        let (_, _, cal) = decode_state(&v2, &Params::new(&cfg)).expect("decodes");
+        assert!(cal.is_empty());
+        let mut d = LstmAe::new(&cfg);
+        d.load_state(&v2).expect("version 2 loads");
+        assert!(
+            d.is_fitted() && d.warming_up(),
+            "fresh calibration warms up again"
+        );
     }
 
     /// The plain-Rust forward pass used for scoring equals candle's on the same weights, for
