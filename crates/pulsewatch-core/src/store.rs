@@ -85,6 +85,11 @@ impl ModelStore {
         ModelStore { dir: dir.into() }
     }
 
+    /// The folder the models are kept in.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn path(&self, detector: &str, series: &str) -> PathBuf {
         self.dir
             .join(detector)

@@ -51,7 +51,7 @@ pub const TAIL_SHARE: f64 = 0.5;
 pub const ENSEMBLE: usize = 2;
 
 /// What `auto` can choose: one candidate, or the mean of the best [`ENSEMBLE`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Choice {
     Model(ModelKind),
     Ensemble(Vec<ModelKind>),
@@ -199,7 +199,8 @@ fn conformal(errors: &[f64], level: f64) -> Option<f64> {
 
 /// A validated choice kept between fits ([`fit_auto_with`]): the choice, its band's
 /// half-width and the reasons, valid until the series has grown by one validated horizon.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialisable, so batch runs (`--once`) can keep it between runs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AutoMemo {
     pub choice: Choice,
     /// The conformal half-width at the validated horizon (`None`: the model's own band).

@@ -73,12 +73,25 @@ impl SeriesForecast {
     /// Fits `settings.model` on `points` (in time order, as the engine keeps them) as a
     /// [`ForecastHistory`] holds them, and returns the state after that one fit.
     pub fn fit(series: &str, points: &[Point], settings: &ForecastSettings) -> Self {
+        Self::fit_with(series, points, settings, None).0
+    }
+
+    /// [`Self::fit`] reusing `auto`'s choice from an earlier fit while it is fresh, and the
+    /// choice to keep for the next fit (batch mode keeps them between runs).
+    pub fn fit_with(
+        series: &str,
+        points: &[Point],
+        settings: &ForecastSettings,
+        memo: Option<&AutoMemo>,
+    ) -> (Self, Option<AutoMemo>) {
         let history = ForecastHistory::from_points(points);
         let mut s = SeriesForecast::new(series);
         s.replay_time = points.iter().map(|p| p.timestamp).max();
         s.history_points = history.len();
-        s.record(Self::fit_history(series, &history, settings));
-        s
+        let fitted = Self::fit_history_with(series, &history, settings, memo);
+        let keep = fitted.as_ref().ok().and_then(|f| f.auto.clone());
+        s.record(fitted);
+        (s, keep)
     }
 
     /// The one fit: `settings.model` on a bucketed history, over the longer of the horizon and

@@ -13,6 +13,7 @@
 //! own tasks, so a slow Prometheus, a long Prophet fit or an LSTM training never delays scoring;
 //! consumers read the latest snapshot whenever they like and never block the engine.
 
+pub mod choices;
 pub mod core;
 pub mod history;
 pub mod state;
@@ -34,6 +35,7 @@ use crate::sources::replay::{self, ReplayControl};
 use crate::sources::source::SourceEvent;
 use crate::sources::{host, promql};
 use pulsewatch_core::detect::Point;
+use pulsewatch_core::domain::ModelKind;
 use pulsewatch_core::forecast::ForecastSettings;
 use pulsewatch_core::forecast::SeriesForecast;
 use pulsewatch_core::nab::Series;
@@ -68,6 +70,9 @@ pub struct EngineSettings {
     pub replay: ReplayControl,
     /// Where anomaly events are kept across restarts (`None`: memory only).
     pub events_file: Option<std::path::PathBuf>,
+    /// Where batch runs keep `auto`'s validated choices between runs ([`choices`]; `None`:
+    /// every run validates afresh).
+    pub auto_choices_file: Option<std::path::PathBuf>,
 }
 
 /// Commands to the engine.
@@ -200,10 +205,39 @@ pub fn run_batch(
             .iter()
             .map(|(id, t)| (id.clone(), t.history()))
             .collect();
-        let fits = pulsewatch_core::par::map(&jobs, |(id, pts)| SeriesForecast::fit(id, pts, f))
-            .map_err(|p| format!("forecasting {} failed: {}", jobs[p.index].0, p.message))?;
-        for ((id, _), fit) in jobs.iter().zip(fits) {
+        // `auto`'s choices from the previous run, reused while fresh.
+        let file = settings
+            .auto_choices_file
+            .as_deref()
+            .filter(|_| f.model == ModelKind::Auto);
+        let kept = match file.map(|p| choices::load(p, f)) {
+            Some(Ok(kept)) => kept,
+            Some(Err(e)) => {
+                tracing::warn!(target: "pulsewatch::analysis", error = %e, "auto's saved choices unusable; validating every series");
+                Default::default()
+            }
+            None => Default::default(),
+        };
+        let fits = pulsewatch_core::par::map(&jobs, |(id, pts)| {
+            SeriesForecast::fit_with(id, pts, f, kept.get(id))
+        })
+        .map_err(|p| format!("forecasting {} failed: {}", jobs[p.index].0, p.message))?;
+        let mut keep = std::collections::BTreeMap::new();
+        for ((id, _), (fit, memo)) in jobs.iter().zip(fits) {
             core.set_forecast(id, Arc::new(fit));
+            if let Some(m) = memo {
+                keep.insert(id.clone(), m);
+            }
+        }
+        if let Some(path) = file {
+            let reused = keep
+                .iter()
+                .filter(|(id, m)| kept.get(*id) == Some(*m))
+                .count();
+            tracing::info!(target: "pulsewatch::analysis", reused, validated = keep.len() - reused, file = %path.display(), "auto's choices");
+            if let Err(e) = choices::save(path, f, keep) {
+                tracing::warn!(target: "pulsewatch::analysis", error = %e, "cannot keep auto's choices for the next run");
+            }
         }
         tracing::info!(target: "pulsewatch::analysis", elapsed = ?t1.elapsed(), "forecast");
     }

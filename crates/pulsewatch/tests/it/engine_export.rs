@@ -53,6 +53,7 @@ fn settings(source: SourceKind, forecast: bool) -> EngineSettings {
             speed: 200.0,
         },
         events_file: None,
+        auto_choices_file: None,
     }
 }
 
@@ -685,4 +686,85 @@ fn anomaly_events_survive_a_restart_and_the_api_lists_them() {
             damaged
         );
     });
+}
+
+/// Batch mode (`--once`) keeps `auto`'s validated choices in a file between runs: a run with
+/// less than a horizon of new data reuses them (the validation time stays), one a day later
+/// validates again; a corrupt file or one made for another interval width is not used (and is
+/// replaced), and the run still forecasts.
+#[test]
+fn batch_runs_keep_auto_s_choices_between_runs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("models").join(engine::choices::FILE);
+    let mut s = settings(SourceKind::Nab, true);
+    s.core.history = 5000;
+    s.auto_choices_file = Some(file.clone());
+    let step = 300;
+    let t0 = 1_700_006_400;
+    let events = |days_and_hours: i64| -> Vec<SourceEvent> {
+        let n = days_and_hours * 3600 / step;
+        ["a", "b"]
+            .iter()
+            .enumerate()
+            .map(|(k, id)| SourceEvent::Points {
+                info: SeriesInfo {
+                    id: (*id).into(),
+                    name: (*id).into(),
+                    category: "c".into(),
+                    source: SourceKind::Nab,
+                    instance: None,
+                },
+                points: (0..n)
+                    .map(|i| {
+                        let t = t0 + i * step;
+                        let day = 2.0 * std::f64::consts::PI * (t % 86_400) as f64 / 86_400.0;
+                        Point {
+                            timestamp: t,
+                            value: 10.0 * (k + 1) as f64 * (1.0 + day.sin())
+                                + ((i * 7919 + k as i64) % 17) as f64 / 17.0,
+                        }
+                    })
+                    .collect(),
+                restart: false,
+            })
+            .collect()
+    };
+    let saved = || -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("choices file")).expect("json")
+    };
+    let validated = |v: &Value, id: &str| v["choices"][id]["validated_end"].as_i64();
+    let forecasts = |snap: &Snapshot| {
+        ["a", "b"].iter().all(|id| {
+            snap.get(id)
+                .is_some_and(|v| v.forecast.as_ref().is_some_and(|f| f.forecast.is_some()))
+        })
+    };
+
+    // Six days: validated and saved.
+    let snap = engine::run_batch(&s, events(6 * 24)).expect("run 1");
+    assert!(forecasts(&snap));
+    let first = saved();
+    assert_eq!(first["format"], "pulsewatch.auto-choices/v1");
+    let end1 = validated(&first, "a").expect("a validated");
+    assert!(validated(&first, "b").is_some(), "{first}");
+    // Two hours later: the saved choices are reused, not validated again.
+    let snap = engine::run_batch(&s, events(6 * 24 + 2)).expect("run 2");
+    assert!(forecasts(&snap));
+    assert_eq!(validated(&saved(), "a"), Some(end1));
+    // A day later: validated again.
+    engine::run_batch(&s, events(7 * 24 + 2)).expect("run 3");
+    let end3 = validated(&saved(), "a").expect("a");
+    assert!(end3 >= end1 + 86_400, "{end3} vs {end1}");
+    // A corrupt file is not used, and is replaced by this run's choices.
+    std::fs::write(&file, "not json").expect("write");
+    let snap = engine::run_batch(&s, events(7 * 24 + 3)).expect("run 4");
+    assert!(forecasts(&snap));
+    assert!(validated(&saved(), "a").is_some_and(|e| e > end3));
+    // Another interval width: validated afresh.
+    let before = validated(&saved(), "a");
+    s.forecast.as_mut().expect("forecast").interval_width = 0.8;
+    engine::run_batch(&s, events(7 * 24 + 4)).expect("run 5");
+    let fifth = saved();
+    assert_eq!(fifth["interval_width"], 0.8);
+    assert!(validated(&fifth, "a") > before);
 }
