@@ -740,10 +740,21 @@ fn batch_runs_keep_auto_s_choices_between_runs() {
         })
     };
 
+    let bands = |snap: &Snapshot, id: &str| {
+        let f = snap.get(id)?.forecast.as_ref()?.forecast.clone()?;
+        Some((f.point.clone(), f.lower.clone(), f.upper.clone()))
+    };
     // Six days: validated and saved.
     let snap = engine::run_batch(&s, events(6 * 24)).expect("run 1");
     assert!(forecasts(&snap));
     let first = saved();
+    // The same data again: the saved choice and band give the very same forecast (every
+    // number survives the file exactly).
+    let again = engine::run_batch(&s, events(6 * 24)).expect("run 1 again");
+    for id in ["a", "b"] {
+        assert!(bands(&snap, id).is_some());
+        assert_eq!(bands(&again, id), bands(&snap, id), "series {id}");
+    }
     assert_eq!(first["format"], "pulsewatch.auto-choices/v1");
     let end1 = validated(&first, "a").expect("a validated");
     assert!(validated(&first, "b").is_some(), "{first}");
