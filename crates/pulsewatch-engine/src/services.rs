@@ -66,7 +66,10 @@ pub fn engine_settings(cfg: &Config, source: SourceKind) -> Result<EngineSetting
             speed,
         },
         events_file: (!cfg.events.file.as_os_str().is_empty()).then(|| cfg.events.file.clone()),
-        auto_choices_file: Some(engine::choices::path_in(&cfg.retrain.model_dir)),
+        auto_choices_file: Some(engine::choices::path_in(
+            &cfg.retrain.model_dir,
+            cfg.source.shard().map_err(|e| eyre!(e))?,
+        )),
     })
 }
 

@@ -4,8 +4,8 @@
 //! run would validate every series again (about 30 ms a series at 4,000 points: minutes for a
 //! fleet of ten thousand).
 //!
-//! The file (`auto-choices.json` in `[retrain] model_dir`) holds the choices of the series of the
-//! latest run, with the horizon and interval width they were validated for; a file made for
+//! The file (`auto-choices.json` in `[retrain] model_dir`, one per shard when sharded) holds the
+//! choices of the series of the latest run, with the horizon and interval width they were validated for; a file made for
 //! other settings is ignored. It is a cache: one that cannot be read or parsed is reported once
 //! (naming the file) and replaced by the next run's choices; it is written atomically (a
 //! temporary file renamed over it), so a run that stops half-way leaves the previous one.
@@ -28,9 +28,13 @@ struct ChoiceFile {
     choices: BTreeMap<String, AutoMemo>,
 }
 
-/// Where the choices are kept for a model folder.
-pub fn path_in(model_dir: &Path) -> PathBuf {
-    model_dir.join(FILE)
+/// Where the choices are kept for a model folder: [`FILE`], or `auto-choices-<k>-of-<n>.json`
+/// for shard k of n, so the instances of a sharded fleet sharing one folder keep theirs apart.
+pub fn path_in(model_dir: &Path, shard: Option<pulsewatch_core::shard::Shard>) -> PathBuf {
+    match shard {
+        None => model_dir.join(FILE),
+        Some(s) => model_dir.join(format!("auto-choices-{}-of-{}.json", s.index, s.count)),
+    }
 }
 
 /// The choices saved at `path` for `settings`: empty when there is no file or it was made for
@@ -77,4 +81,19 @@ pub fn save(
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulsewatch_core::shard::Shard;
+
+    #[test]
+    fn shards_keep_their_choices_apart() {
+        let dir = Path::new("/m");
+        assert_eq!(path_in(dir, None), Path::new("/m/auto-choices.json"));
+        let s = |index| Some(Shard { index, count: 3 });
+        assert_eq!(path_in(dir, s(1)), Path::new("/m/auto-choices-1-of-3.json"));
+        assert_ne!(path_in(dir, s(0)), path_in(dir, s(2)));
+    }
 }

@@ -184,7 +184,8 @@ pub fn spawn(settings: EngineSettings, source: SourceSpec) -> Result<EngineHandl
 
 /// The engine in batch mode (`--once`): applies `events` in order exactly as the loop does
 /// ([`Core::apply`]), forecasts every series in parallel with the function the forecast service
-/// fits with ([`SeriesForecast::fit`]), and returns the final snapshot.
+/// fits with ([`SeriesForecast::fit_with`], reusing `auto`'s choices from the previous run:
+/// [`choices`]), and returns the final snapshot.
 pub fn run_batch(
     settings: &EngineSettings,
     events: Vec<SourceEvent>,
