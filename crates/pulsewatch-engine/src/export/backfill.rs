@@ -137,8 +137,8 @@ fn rolling_forecast(s: &Series, settings: &ForecastSettings) -> Rolling {
         },
         ..settings.clone()
     };
-    let mut cap_samples: Option<(Samples, [Samples; 3])> =
-        threshold.map(|_| (Vec::new(), Default::default()));
+    // The threshold and the seconds to it per bound (filled only when `threshold` is set).
+    let (mut thr, mut etas): (Samples, [Samples; 3]) = Default::default();
     let last = s.timestamps.iter().copied().max().unwrap_or(first);
     let points: Vec<Point> = s.points();
     // The first fit after two horizons of history.
@@ -156,12 +156,11 @@ fn rolling_forecast(s: &Series, settings: &ForecastSettings) -> Rolling {
                 }
             }
         }
-        if let (Some(cap), Some((thr, etas))) = (&fit.capacity, cap_samples.as_mut()) {
+        if let Some(cap) = &fit.capacity {
             // What the live gauges would read at each later point until the next fit.
-            for &t in s
-                .timestamps
+            for &t in s.timestamps[end..]
                 .iter()
-                .filter(|&&t| t > cut && t <= cut + horizon)
+                .take_while(|&&t| t <= cut + horizon)
             {
                 let now = t.max(cap.origin);
                 thr.push((t, cap.threshold.value));
@@ -177,9 +176,7 @@ fn rolling_forecast(s: &Series, settings: &ForecastSettings) -> Rolling {
     out.point = clean(out.point);
     out.lower = clean(out.lower);
     out.upper = clean(out.upper);
-    out.capacity = threshold
-        .zip(cap_samples)
-        .map(|(th, (thr, etas))| (th.direction.name(), clean(thr), etas.map(clean)));
+    out.capacity = threshold.map(|th| (th.direction.name(), clean(thr), etas.map(clean)));
     out
 }
 

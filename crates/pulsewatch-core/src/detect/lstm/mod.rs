@@ -767,7 +767,7 @@ impl LstmAe {
                     let capped = e.min(10.0 * usual.max(1e-12));
                     self.usual_error = Some(usual + (capped - usual) * USUAL_RATE);
                 }
-                Some(self.to_score(e))
+                Some(error_score(e, self.p.threshold))
             }
             None => {
                 self.last_error = None;
@@ -828,10 +828,6 @@ impl LstmAe {
         let e = f64::from(self.scratch.recon[k]) - f64::from(z[k]);
         self.scratch.z = z;
         Some(e * e)
-    }
-
-    fn to_score(&self, e: f64) -> f64 {
-        error_score(e, self.p.threshold)
     }
 }
 
