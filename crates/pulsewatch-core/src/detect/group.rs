@@ -15,6 +15,14 @@
 //! earlier ones only. A series that joins after the first row is scored alone by the univariate
 //! detector.
 //!
+//! # Saving and retraining
+//! With a model store, a group's model is kept under the store key `instance=<key>`
+//! ([`Groups::store_key`]): a retrain ([`Groups::prepare_fit`], run anywhere, then
+//! [`Groups::install`]) writes it, and a group restores it when it forms, if the saved members
+//! are the ones that reported its first row (else it trains afresh, with a warning). A retrain
+//! fits on the members' kept histories joined by timestamp (a late member's value carried
+//! forward, rows before every member has a value left out), exactly as live rows are assembled.
+//!
 //! The registry and handles are plain synchronous code (a `Mutex` per group, never contended:
 //! the engine scores on one thread).
 
@@ -23,10 +31,13 @@ use std::collections::HashMap;
 #[cfg(feature = "lstm")]
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::Detector;
+use super::{Detector, FitControl, FitError, Point};
 #[cfg(feature = "lstm")]
-use super::{Point, Reason};
+use super::{DetectorKind, Reason};
 use crate::config::LstmAeConfig;
+use crate::store::ModelStore;
+#[cfg(feature = "lstm")]
+use crate::store::{LoadOutcome, fingerprint};
 
 /// The multivariate groups of one engine, by key.
 #[derive(Debug, Default)]
@@ -34,18 +45,171 @@ pub struct Groups {
     #[cfg(feature = "lstm")]
     cfg: LstmAeConfig,
     #[cfg(feature = "lstm")]
+    store: Option<ModelStore>,
+    #[cfg(feature = "lstm")]
     map: HashMap<String, Arc<Mutex<Group>>>,
 }
 
-impl Groups {
-    pub fn new(cfg: &LstmAeConfig) -> Self {
+/// A refit of one group's model, prepared where the histories are ([`Groups::prepare_fit`]),
+/// run anywhere ([`GroupFit::fit`], with progress and cancellation) and swapped in by
+/// [`Groups::install`].
+pub struct GroupFit {
+    key: String,
+    members: Vec<String>,
+    /// Training rows, row-major (one value per member, NaN where a member has none yet).
+    #[cfg(feature = "lstm")]
+    rows: Vec<f64>,
+    #[cfg(feature = "lstm")]
+    det: Joint,
+}
+
+impl GroupFit {
+    /// The group's key (its instance).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The members, in the model's input order.
+    pub fn members(&self) -> &[String] {
+        &self.members
+    }
+
+    /// Rows the fit sees.
+    pub fn rows(&self) -> usize {
+        #[cfg(feature = "lstm")]
+        return self.rows.len() / self.members.len().max(1);
         #[cfg(not(feature = "lstm"))]
-        let _ = cfg;
+        0
+    }
+
+    /// Fits the group's model on its latest `train` complete rows.
+    pub fn fit(&mut self, ctl: &mut FitControl<'_>) -> Result<(), FitError> {
+        #[cfg(feature = "lstm")]
+        return self.det.fit(&self.rows, ctl);
+        #[cfg(not(feature = "lstm"))]
+        {
+            let _ = ctl;
+            Err(FitError::Failed("built without the lstm feature".into()))
+        }
+    }
+
+    /// The fitted model's state, for the model store; `None` before a fit.
+    pub fn save_state(&self) -> Option<Vec<u8>> {
+        #[cfg(feature = "lstm")]
+        return self.det.save_state();
+        #[cfg(not(feature = "lstm"))]
+        None
+    }
+}
+
+/// The group's rows from its members' histories: one row per distinct timestamp, each member's
+/// latest value at or before it (NaN before its first), row-major in `histories`' order.
+pub fn join_rows(histories: &[Vec<Point>]) -> Vec<f64> {
+    let mut all: Vec<(i64, usize, f64)> = histories
+        .iter()
+        .enumerate()
+        .flat_map(|(c, h)| h.iter().map(move |p| (p.timestamp, c, p.value)))
+        .collect();
+    all.sort_by_key(|&(ts, c, _)| (ts, c));
+    let m = histories.len();
+    let mut row = vec![f64::NAN; m];
+    let mut out = Vec::new();
+    for (i, &(ts, c, v)) in all.iter().enumerate() {
+        if v.is_finite() {
+            row[c] = v;
+        }
+        if all.get(i + 1).is_none_or(|&(next, _, _)| next != ts) {
+            out.extend_from_slice(&row);
+        }
+    }
+    out
+}
+
+impl Groups {
+    /// The groups of one engine; with `store`, group models are restored from it and saved to
+    /// it (see the module docs).
+    pub fn new(cfg: &LstmAeConfig, store: Option<ModelStore>) -> Self {
+        #[cfg(not(feature = "lstm"))]
+        let _ = (cfg, store);
         Groups {
             #[cfg(feature = "lstm")]
             cfg: cfg.clone(),
             #[cfg(feature = "lstm")]
+            store,
+            #[cfg(feature = "lstm")]
             map: HashMap::new(),
+        }
+    }
+
+    /// The model store's key of group `key`'s model.
+    pub fn store_key(key: &str) -> String {
+        format!("instance={key}")
+    }
+
+    /// Group `key`'s members once its first row fixed them (`None` before, or for no group).
+    pub fn members(&self, key: &str) -> Option<Vec<String>> {
+        #[cfg(feature = "lstm")]
+        return Some(lock(self.map.get(key)?).det.as_ref()?.members().to_vec());
+        #[cfg(not(feature = "lstm"))]
+        {
+            let _ = key;
+            None
+        }
+    }
+
+    /// A refit of group `key`'s model on its members' histories (`history` gives a member's
+    /// kept points); why not, when the group has not formed.
+    pub fn prepare_fit(
+        &self,
+        key: &str,
+        history: impl Fn(&str) -> Vec<Point>,
+    ) -> Result<GroupFit, String> {
+        let Some(members) = self.members(key) else {
+            return Err(format!(
+                "the group of instance {key} has not formed yet (it forms at its first row)"
+            ));
+        };
+        #[cfg(feature = "lstm")]
+        {
+            let histories: Vec<Vec<Point>> = members.iter().map(|m| history(m)).collect();
+            Ok(GroupFit {
+                key: key.to_string(),
+                rows: join_rows(&histories),
+                det: Joint::new(&self.cfg, members.clone()),
+                members,
+            })
+        }
+        #[cfg(not(feature = "lstm"))]
+        {
+            let _ = history;
+            Ok(GroupFit {
+                key: key.to_string(),
+                members,
+            })
+        }
+    }
+
+    /// Swaps a fitted model in (it continues the group's live window); false when the group's
+    /// members changed meanwhile (the fit is dropped).
+    pub fn install(&mut self, fit: GroupFit) -> bool {
+        #[cfg(feature = "lstm")]
+        {
+            let Some(group) = self.map.get(&fit.key) else {
+                return false;
+            };
+            let mut g = lock(group);
+            let mut det = fit.det;
+            match &g.det {
+                Some(old) if old.members() == det.members() => det.continue_from(old),
+                _ => return false,
+            }
+            g.det = Some(det);
+            true
+        }
+        #[cfg(not(feature = "lstm"))]
+        {
+            let _ = fit;
+            false
         }
     }
 
@@ -58,7 +222,9 @@ impl Groups {
             let group = self
                 .map
                 .entry(key.to_string())
-                .or_insert_with(|| Arc::new(Mutex::new(Group::new(&self.cfg))))
+                .or_insert_with(|| {
+                    Arc::new(Mutex::new(Group::new(&self.cfg, key, self.store.clone())))
+                })
                 .clone();
             Some(Box::new(Member {
                 group,
@@ -87,6 +253,8 @@ type Joint = super::lstm::joint::JointLstmAe;
 #[derive(Debug)]
 struct Group {
     cfg: LstmAeConfig,
+    key: String,
+    store: Option<ModelStore>,
     /// Members reporting the first timestamp (the membership, once `det` exists).
     first: Vec<String>,
     det: Option<Joint>,
@@ -101,9 +269,11 @@ struct Group {
 
 #[cfg(feature = "lstm")]
 impl Group {
-    fn new(cfg: &LstmAeConfig) -> Self {
+    fn new(cfg: &LstmAeConfig, key: &str, store: Option<ModelStore>) -> Self {
         Group {
             cfg: cfg.clone(),
+            key: key.to_string(),
+            store,
             first: Vec::new(),
             det: None,
             row_ts: None,
@@ -111,6 +281,37 @@ impl Group {
             scored: false,
             score: 0.0,
         }
+    }
+
+    /// The group's saved model, when the store has one for exactly these members.
+    fn restored(&self, members: &[String]) -> Option<Joint> {
+        let store = self.store.as_ref()?;
+        let (name, params) = (DetectorKind::LstmAe.name(), fingerprint(&self.cfg));
+        let key = Groups::store_key(&self.key);
+        let (path, payload) = match store.load(name, &params, &key) {
+            (LoadOutcome::Loaded(path), Some((_, payload))) => (path, payload),
+            (LoadOutcome::Rejected(path, why), _) => {
+                tracing::warn!(target: "pulsewatch::analysis", group = %self.key, path = %path.display(), reason = %why, "saved group model unusable; the group trains itself");
+                return None;
+            }
+            _ => return None,
+        };
+        let det = match Joint::from_state(&self.cfg, &payload) {
+            Ok(det) => det,
+            Err(e) => {
+                tracing::warn!(target: "pulsewatch::analysis", group = %self.key, path = %path.display(), error = %e, "saved group model unusable; the group trains itself");
+                return None;
+            }
+        };
+        let (mut saved, mut now) = (det.members().to_vec(), members.to_vec());
+        saved.sort();
+        now.sort();
+        if saved != now {
+            tracing::warn!(target: "pulsewatch::analysis", group = %self.key, path = %path.display(), saved = ?saved, now = ?now, "saved group model has other members; the group trains itself");
+            return None;
+        }
+        tracing::info!(target: "pulsewatch::analysis", group = %self.key, path = %path.display(), "group model restored");
+        Some(det)
     }
 
     /// Scores the row being assembled (missing values carried forward by the model).
@@ -130,8 +331,20 @@ impl Group {
                 Some(t) if ts < t => return Some(0.0),
                 Some(t) if ts > t => {
                     // The first row is complete: fix the membership and score it.
-                    let members = std::mem::take(&mut self.first);
-                    self.det = Some(Joint::new(&self.cfg, members));
+                    let first = std::mem::take(&mut self.first);
+                    let det = self
+                        .restored(&first)
+                        .unwrap_or_else(|| Joint::new(&self.cfg, first.clone()));
+                    // The row being assembled is in first-reporter order; the model's may
+                    // differ (a restored one keeps its own).
+                    let row = std::mem::take(&mut self.row);
+                    self.row = det.members().iter().map(|_| None).collect();
+                    for (name, v) in first.iter().zip(row) {
+                        if let Some(i) = det.members().iter().position(|m| m == name) {
+                            self.row[i] = v;
+                        }
+                    }
+                    self.det = Some(det);
                     self.close_row();
                 }
                 _ => {
@@ -214,5 +427,31 @@ impl Detector for Member {
             Some(s) => s.explain(),
             None => lock(&self.group).det.as_ref()?.explain(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pts(v: &[(i64, f64)]) -> Vec<Point> {
+        v.iter()
+            .map(|&(timestamp, value)| Point { timestamp, value })
+            .collect()
+    }
+
+    /// Rows by timestamp: a late member is NaN until its first value, then carried forward
+    /// over a gap; a non-finite value keeps the previous one.
+    #[test]
+    fn histories_join_into_rows_by_timestamp() {
+        let a = pts(&[(0, 1.0), (60, 2.0), (120, 3.0), (180, f64::NAN)]);
+        let b = pts(&[(60, 10.0), (180, 30.0)]);
+        let rows = join_rows(&[a, b]);
+        let got: Vec<String> = rows.chunks(2).map(|r| format!("{:?}", r)).collect();
+        assert_eq!(
+            got,
+            ["[1.0, NaN]", "[2.0, 10.0]", "[3.0, 10.0]", "[3.0, 30.0]"]
+        );
+        assert!(join_rows(&[]).is_empty());
     }
 }

@@ -491,4 +491,48 @@ mod joint {
         ));
         assert!(!fresh.is_fitted());
     }
+
+    /// A saved group model restores with its members and scores as the original does once its
+    /// window has refilled; bad states are refused with a reason, the original untouched.
+    #[test]
+    fn joint_state_roundtrips_and_bad_states_are_rejected() {
+        let c = LstmAeConfig {
+            epochs: 3,
+            train: 200,
+            calibrate: false,
+            ..cfg()
+        };
+        let rows = group(300, 14);
+        let flat: Vec<f64> = rows[..200].iter().flatten().copied().collect();
+        let mut d = JointLstmAe::new(&c, names());
+        assert!(d.save_state().is_none(), "no state before a fit");
+        collecting(|ctl| d.fit(&flat, ctl)).expect("fit");
+        let state = d.save_state().expect("state");
+        let mut back = JointLstmAe::from_state(&c, &state).expect("restores");
+        assert_eq!(back.members(), names().as_slice());
+        assert!(back.is_fitted());
+        let (a, b): (Vec<f64>, Vec<f64>) = rows[200..]
+            .iter()
+            .map(|r| (d.update(r), back.update(r)))
+            .unzip();
+        // The restored model has no window until `sequence` (20) rows came in.
+        assert_eq!(a[20..], b[20..]);
+        assert!(a[20..].iter().any(|&s| s != a[20]), "scores vary");
+
+        let err = |bytes: &[u8], c: &LstmAeConfig| match JointLstmAe::from_state(c, bytes) {
+            Err(FitError::BadState(why)) => why,
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("a bad state was accepted"),
+        };
+        let mut flipped = state.clone();
+        flipped[40] ^= 1;
+        assert!(err(&flipped, &c).contains("checksum"));
+        assert!(err(&state[..state.len() / 2], &c).contains("checksum"));
+        assert!(err(b"PWLSTMAE junk state", &c).contains("magic"));
+        let other = LstmAeConfig {
+            hidden: 8,
+            ..c.clone()
+        };
+        assert!(err(&state, &other).contains("hidden"));
+    }
 }

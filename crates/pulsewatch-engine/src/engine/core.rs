@@ -12,7 +12,7 @@ use super::history::History;
 use super::state::{ScoredPoint, SeriesView, Snapshot, TrainState};
 use crate::sources::source::{SeriesInfo, SourceEvent, SourceKind, SourceStatus};
 use pulsewatch_core::config::DetectorConfig;
-use pulsewatch_core::detect::group::Groups;
+use pulsewatch_core::detect::group::{GroupFit, Groups};
 use pulsewatch_core::detect::{Detector, DetectorKind, Point};
 use pulsewatch_core::forecast::SeriesForecast;
 use pulsewatch_core::store::{LoadOutcome, ModelStore};
@@ -188,7 +188,7 @@ impl Core {
             events_dirty: false,
             events_warning: None,
             restored: std::collections::HashMap::new(),
-            groups: Groups::new(&settings.detector_cfg.lstm_ae),
+            groups: Groups::new(&settings.detector_cfg.lstm_ae, settings.store.clone()),
             settings,
         }
     }
@@ -259,9 +259,27 @@ impl Core {
         self.series.get_mut(id)
     }
 
+    /// A refit of multivariate group `key`'s model on its members' kept histories, or why not.
+    pub fn prepare_group_fit(&self, key: &str) -> Result<GroupFit, String> {
+        self.groups.prepare_fit(key, |m| {
+            self.series.get(m).map(Tracked::history).unwrap_or_default()
+        })
+    }
+
+    /// Group `key`'s members (empty before it forms).
+    pub fn group_members(&self, key: &str) -> Vec<String> {
+        self.groups.members(key).unwrap_or_default()
+    }
+
+    /// Swaps a group's refitted model in; false when its members changed meanwhile.
+    pub fn install_group_fit(&mut self, fit: GroupFit) -> bool {
+        self.changed = true;
+        self.groups.install(fit)
+    }
+
     /// A fresh detector for a series, restored from the model store when a saved model fits.
-    /// A series of an instance in multivariate mode gets a handle onto its group's model
-    /// (never restored or saved: the group fits itself on its first rows).
+    /// A series of an instance in multivariate mode gets a handle onto its group's model (the
+    /// group restores its saved model when it forms: `detect::group`).
     pub fn new_detector(&mut self, info: &SeriesInfo) -> (Box<dyn Detector>, Option<String>) {
         let kind = self.settings.detector;
         let id = info.id.as_str();

@@ -29,12 +29,15 @@ use self::core::{Core, CoreSettings};
 use self::state::{Snapshot, TrainState};
 use crate::analysis::{self, AnalysisRequest, EngineEvent, HoldoutOutcome, SpikeOutcome};
 use crate::forecast_service::{ForecastHandle, ForecastService, ForecastSnapshot};
-use crate::retrain::{RetrainRequest, RetrainSchedule, TrainEvent, TrainJob, spawn_retrain};
+use crate::retrain::{
+    RetrainRequest, RetrainSchedule, TrainEvent, TrainJob, spawn_group_retrain, spawn_retrain,
+};
 use crate::sources::promql::PromClient;
 use crate::sources::replay::{self, ReplayControl};
 use crate::sources::source::SourceEvent;
 use crate::sources::{host, promql};
 use pulsewatch_core::detect::Point;
+use pulsewatch_core::detect::group::GroupFit;
 use pulsewatch_core::domain::ModelKind;
 use pulsewatch_core::forecast::ForecastSettings;
 use pulsewatch_core::forecast::SeriesForecast;
@@ -267,6 +270,7 @@ fn start(
     let (snap_tx, snap_rx) = watch::channel(core.snapshot());
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let (train_tx, train_rx) = mpsc::unbounded_channel();
+    let (group_tx, group_rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let lp = Loop {
         events: events.clone(),
@@ -277,12 +281,14 @@ fn start(
         snap_tx,
         train_tx,
         jobs: HashMap::new(),
+        group_tx,
+        group_jobs: HashMap::new(),
         fc_generation: 0,
         fc_pending: Vec::new(),
         fc_index: HashMap::new(),
         writer,
     };
-    let task = tokio::spawn(lp.run(src_rx, ctl_rx, train_rx, source_task));
+    let task = tokio::spawn(lp.run(src_rx, ctl_rx, (train_rx, group_rx), source_task));
     EngineHandle {
         controller: Controller(ctl_tx),
         snapshots: snap_rx,
@@ -350,6 +356,10 @@ struct Loop {
     snap_tx: watch::Sender<Arc<Snapshot>>,
     train_tx: mpsc::UnboundedSender<TrainEvent>,
     jobs: HashMap<String, TrainJob>,
+    /// Retrains of multivariate groups, by group key (their events come on their own channel
+    /// and name the key).
+    group_tx: mpsc::UnboundedSender<TrainEvent>,
+    group_jobs: HashMap<String, TrainJob<GroupFit>>,
     /// Bumped when the forecast service is replaced (the loop re-subscribes).
     fc_generation: u64,
     /// New points for the forecaster, sent in one batch per publish tick.
@@ -380,7 +390,10 @@ impl Loop {
         mut self,
         mut src_rx: mpsc::Receiver<SourceEvent>,
         mut ctl_rx: mpsc::UnboundedReceiver<Control>,
-        mut train_rx: mpsc::UnboundedReceiver<TrainEvent>,
+        (mut train_rx, mut group_rx): (
+            mpsc::UnboundedReceiver<TrainEvent>,
+            mpsc::UnboundedReceiver<TrainEvent>,
+        ),
         source_task: Option<JoinHandle<()>>,
     ) {
         let mut publish = tokio::time::interval(PUBLISH_EVERY);
@@ -411,6 +424,7 @@ impl Loop {
                     }
                 }
                 Some(te) = train_rx.recv() => self.train_event(te).await,
+                Some(te) = group_rx.recv() => self.group_event(te).await,
                 _ = publish.tick() => {
                     if schedule.due(Instant::now()) {
                         self.retrain(None);
@@ -424,6 +438,9 @@ impl Loop {
             }
         }
         for job in self.jobs.values() {
+            job.cancel();
+        }
+        for job in self.group_jobs.values() {
             job.cancel();
         }
         if let Some((h, _)) = &self.forecast {
@@ -519,6 +536,18 @@ impl Loop {
             Control::CancelRetrain { series } => {
                 for (id, job) in &self.jobs {
                     if series.as_ref().is_none_or(|s| s == id) {
+                        job.cancel();
+                    }
+                }
+                // A member's cancel stops its group's retrain.
+                let kind = self.settings.core.detector;
+                let cfg = &self.settings.core.detector_cfg;
+                let group = series.as_ref().and_then(|s| {
+                    let t = self.core.tracked(s)?;
+                    kind.group_key(cfg, &t.info).map(str::to_string)
+                });
+                for (key, job) in &self.group_jobs {
+                    if series.is_none() || group.as_deref() == Some(key) {
                         job.cancel();
                     }
                 }
@@ -640,19 +669,21 @@ impl Loop {
         };
         let kind = self.settings.core.detector;
         let cfg = self.settings.core.detector_cfg.clone();
+        let mut groups: Vec<(String, String)> = Vec::new();
         for id in ids {
             let Some(t) = self.core.tracked_mut(&id) else {
                 continue;
             };
             if let Some(key) = kind.group_key(&cfg, &t.info) {
-                // A group's model is fitted on the group's own first rows, not per series.
-                t.training = Some(TrainState::Failed {
-                    error: format!(
-                        "scored jointly with instance {key}: multivariate models are not \
-                         retrained per series"
-                    ),
-                });
-                t.mark();
+                // A group's model is refitted once, for all its members.
+                if !groups.iter().any(|(k, _)| k == key) {
+                    groups.push((key.to_string(), id.clone()));
+                }
+                if let Some((fc, _)) = &self.forecast
+                    && which.is_some()
+                {
+                    fc.refresh(&id);
+                }
                 continue;
             }
             let history = t.history();
@@ -700,8 +731,81 @@ impl Loop {
                 fc.refresh(&id);
             }
         }
+        for (key, asked) in groups {
+            self.retrain_group(&key, &asked);
+        }
         if let (Some((fc, _)), None) = (&self.forecast, &which) {
             fc.refresh_all();
+        }
+    }
+
+    /// Refits multivariate group `key`'s model on the blocking pool (`asked`: the member the
+    /// retrain was asked for, which shows why when the group cannot be refitted yet).
+    fn retrain_group(&mut self, key: &str, asked: &str) {
+        let fit = match self.core.prepare_group_fit(key) {
+            Ok(fit) => fit,
+            Err(error) => {
+                self.core.set_training(asked, TrainState::Failed { error });
+                return;
+            }
+        };
+        if let Some(old) = self.group_jobs.remove(key) {
+            old.cancel();
+        }
+        let running = TrainState::Running {
+            done: 0,
+            total: 0,
+            loss: None,
+        };
+        for m in fit.members() {
+            self.core.set_training(m, running.clone());
+        }
+        let kind = self.settings.core.detector;
+        let job = spawn_group_retrain(
+            fit,
+            kind.name().to_string(),
+            kind.params(&self.settings.core.detector_cfg),
+            self.settings.core.store.clone(),
+            self.group_tx.clone(),
+        );
+        self.group_jobs.insert(key.to_string(), job);
+    }
+
+    /// A group retrain's event (`series` is the group's key): shown on every member.
+    async fn group_event(&mut self, te: TrainEvent) {
+        let key = match &te {
+            TrainEvent::Progress { series, .. }
+            | TrainEvent::Finished { series, .. }
+            | TrainEvent::Cancelled { series }
+            | TrainEvent::Failed { series, .. } => series.clone(),
+        };
+        let mut state = match te {
+            TrainEvent::Progress { progress, .. } => TrainState::progress(&progress),
+            TrainEvent::Finished { elapsed, saved, .. } => {
+                tracing::info!(target: "pulsewatch::analysis", group = %key, ?elapsed, "group retrained");
+                TrainState::Finished {
+                    seconds: elapsed.as_secs_f64(),
+                    save_error: saved.err(),
+                }
+            }
+            TrainEvent::Cancelled { .. } => TrainState::Cancelled,
+            TrainEvent::Failed { error, .. } => {
+                tracing::warn!(target: "pulsewatch::analysis", group = %key, %error, "group retrain failed");
+                TrainState::Failed { error }
+            }
+        };
+        let members = self.core.group_members(&key);
+        if !matches!(state, TrainState::Running { .. })
+            && let Some(job) = self.group_jobs.remove(&key)
+            && let Some(fit) = job.finish().await
+            && !self.core.install_group_fit(fit)
+        {
+            state = TrainState::Failed {
+                error: format!("the members of instance {key} changed during the retrain"),
+            };
+        }
+        for m in members {
+            self.core.set_training(&m, state.clone());
         }
     }
 

@@ -122,3 +122,182 @@ fn an_instance_is_scored_jointly_and_a_break_is_flagged_with_its_largest_error()
     assert_ne!(cpu, alone);
     assert!(snap.get("cpu").is_some_and(|v| !v.warming_up));
 }
+
+mod engine_loop {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    use pulsewatch_core::store::ModelStore;
+    use pulsewatch_engine::engine::state::{Snapshot, TrainState};
+    use pulsewatch_engine::engine::{self, Control, EngineSettings, SourceSpec};
+    use pulsewatch_engine::sources::replay::ReplayControl;
+    use pulsewatch_engine::sources::source::SourceEvent;
+    use tokio::sync::mpsc;
+
+    const NAMES: [&str; 3] = ["cpu", "memory", "latency"];
+
+    fn settings(store: &ModelStore) -> EngineSettings {
+        EngineSettings {
+            core: CoreSettings {
+                source: SourceKind::Host,
+                detector: DetectorKind::LstmAe,
+                detector_cfg: DetectorConfig {
+                    lstm_ae: LstmAeConfig {
+                        sequence: 20,
+                        hidden: 16,
+                        batch: 16,
+                        train: 400,
+                        multivariate: true,
+                        ..LstmAeConfig::default()
+                    },
+                    ..DetectorConfig::default()
+                },
+                threshold: 0.5,
+                history: 1000,
+                store: Some(store.clone()),
+                events_keep: 100,
+            },
+            forecast: None,
+            retrain_interval: Duration::ZERO,
+            replay: ReplayControl {
+                paused: false,
+                speed: 1.0,
+            },
+            events_file: None,
+            auto_choices_file: None,
+        }
+    }
+
+    /// Rows `range` of the group, one event per member per row, as the host source polls.
+    async fn send_rows(tx: &mpsc::Sender<SourceEvent>, range: std::ops::Range<usize>) {
+        let all = rows(range.end);
+        for t in range {
+            for (name, &value) in NAMES.iter().zip(&all[t]) {
+                let points = vec![Point {
+                    timestamp: ts(t),
+                    value,
+                }];
+                let ev = SourceEvent::Points {
+                    info: info(name, Some("db-1")),
+                    points,
+                    restart: false,
+                };
+                tx.send(ev).await.expect("engine alive");
+            }
+        }
+    }
+
+    /// Waits for a snapshot where `f` holds for every member.
+    async fn members(
+        rx: &mut tokio::sync::watch::Receiver<std::sync::Arc<Snapshot>>,
+        what: &str,
+        f: impl Fn(&pulsewatch_engine::engine::state::SeriesView) -> bool,
+    ) -> std::sync::Arc<Snapshot> {
+        let t0 = Instant::now();
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            rx.wait_for(|s| NAMES.iter().all(|n| s.get(n).is_some_and(&f))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {:?} waiting for {what}", t0.elapsed()))
+        .expect("engine alive")
+        .clone()
+    }
+
+    /// `r` on one member refits the group's model in the background: every member shows the
+    /// retrain, the model is saved under the group's key, a cancel stops the next one with the
+    /// previous model in use, and after a restart the group scores with the saved model long
+    /// before it could have trained one of its own.
+    #[test]
+    fn a_group_retrains_from_one_member_saves_its_model_and_restores_it_after_a_restart() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = ModelStore::new(tmp.path());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (tx, rx) = mpsc::channel(64);
+            let eng = engine::spawn(settings(&store), SourceSpec::Channel(rx)).expect("engine");
+            let mut snaps = eng.subscribe();
+            send_rows(&tx, 0..450).await;
+            members(&mut snaps, "450 rows", |v| v.ingested == 450).await;
+            assert!(eng.send(Control::Retrain {
+                series: Some("memory".into()),
+            }));
+            let snap = members(&mut snaps, "the group's retrain", |v| {
+                matches!(v.training, Some(TrainState::Finished { .. }))
+            })
+            .await;
+            for n in NAMES {
+                let v = snap.get(n).expect("member");
+                assert!(
+                    matches!(
+                        &v.training,
+                        Some(TrainState::Finished {
+                            save_error: None,
+                            ..
+                        })
+                    ),
+                    "{n}: {:?}",
+                    v.training
+                );
+            }
+            let path = store.path("lstm-ae", "instance=db-1");
+            let saved = std::fs::metadata(&path).expect("the group's model file");
+            // Scoring goes on with the new model, from the live window.
+            send_rows(&tx, 450..470).await;
+            members(&mut snaps, "rows after the retrain", |v| v.ingested == 470).await;
+
+            // A retrain cancelled at once ends cancelled on every member; the file stays.
+            assert!(eng.send(Control::Retrain {
+                series: Some("cpu".into()),
+            }));
+            assert!(eng.send(Control::CancelRetrain {
+                series: Some("latency".into()),
+            }));
+            members(&mut snaps, "the cancelled retrain", |v| {
+                v.training == Some(TrainState::Cancelled)
+            })
+            .await;
+            let after = std::fs::metadata(&path).expect("model file");
+            assert_eq!(saved.modified().ok(), after.modified().ok());
+            eng.shutdown().await;
+
+            // A restart: the group restores the saved model when it forms, so it is past its
+            // warm-up (the calibration's 150 scores after a 20-row window) at row 200, where a
+            // group training itself would still wait for its 400th row.
+            let (tx, rx) = mpsc::channel(64);
+            let eng = engine::spawn(settings(&store), SourceSpec::Channel(rx)).expect("engine");
+            let mut snaps = eng.subscribe();
+            send_rows(&tx, 0..200).await;
+            let snap = members(&mut snaps, "200 rows after the restart", |v| {
+                v.ingested == 200
+            })
+            .await;
+            for n in NAMES {
+                let v = snap.get(n).expect("member");
+                assert!(
+                    !v.warming_up,
+                    "{n} still warming up: the model was not restored"
+                );
+            }
+            eng.shutdown().await;
+
+            // Without the saved model the same stream is still warming up at row 200.
+            std::fs::remove_file(&path).expect("remove the model");
+            let (tx, rx) = mpsc::channel(64);
+            let eng = engine::spawn(settings(&store), SourceSpec::Channel(rx)).expect("engine");
+            let mut snaps = eng.subscribe();
+            send_rows(&tx, 0..200).await;
+            let snap = members(&mut snaps, "200 rows, no model", |v| v.ingested == 200).await;
+            assert!(
+                NAMES
+                    .iter()
+                    .all(|n| snap.get(n).is_some_and(|v| v.warming_up))
+            );
+            eng.shutdown().await;
+        });
+    }
+}

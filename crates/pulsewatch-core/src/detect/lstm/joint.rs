@@ -16,13 +16,21 @@
 //! `tests/it/lstm_ae.rs` plants and checks against the univariate detector on every member.
 //!
 //! Causality: a row's score uses that row and earlier ones only. A non-finite value is replaced
-//! by the member's latest finite one (a row before any is not scored). The model is not saved
-//! with the model store and keyboard retraining refits univariate models only: the group is
-//! refitted on its own first `train` rows after a restart.
+//! by the member's latest finite one (a row before any is not scored).
+//!
+//! # Persistence
+//! [`JointLstmAe::save_state`] writes a little-endian binary: magic, format version (1),
+//! `sequence`, `hidden`, the members' names (the input order), each member's mean and std, the
+//! weights, the calibration layer's state and an FNV-1a checksum. The window of recent rows is
+//! not kept: a restored model scores once `sequence` new rows have come in.
+//! [`JointLstmAe::from_state`] rejects, with `FitError::BadState`, a bad magic, version,
+//! checksum or length, non-finite numbers, and a `sequence` or `hidden` other than the config's.
+//! The engine keeps these states in the model store under the group's key
+//! ([`crate::detect::group::Groups`]), written by a retrain and read when the group forms.
 
 use std::collections::VecDeque;
 
-use super::{Model, Params, Scratch, USUAL_RATE, train, train_unattended};
+use super::{Model, Params, Reader, Scratch, USUAL_RATE, Weights, fnv1a, train, train_unattended};
 use crate::config::LstmAeConfig;
 use crate::detect::calibrate::Calibrator;
 use crate::detect::{FitControl, FitError, Reason};
@@ -101,7 +109,77 @@ impl JointLstmAe {
         self.model = Some(model);
         self.auto_done = true;
         self.pending = Vec::new();
+        // The window continues from the latest rows fitted on (the engine replaces it with
+        // the live one when it swaps the model in: `continue_from`).
+        let tail = finite.len().saturating_sub(self.p.sequence * m);
+        self.recent.clear();
+        self.recent.extend(&finite[tail..]);
+        if let Some(last) = finite.chunks_exact(m).last() {
+            self.carry.copy_from_slice(last);
+        }
         Ok(())
+    }
+
+    /// Takes over `old`'s window of recent rows and carried values (the same members in the
+    /// same order), so a model fitted in the background scores the live stream at once.
+    pub fn continue_from(&mut self, old: &JointLstmAe) {
+        if old.members == self.members && old.recent.len() == self.p.sequence * self.m() {
+            self.recent.clone_from(&old.recent);
+            self.carry.clone_from(&old.carry);
+        }
+    }
+
+    /// The fitted model, its members and its calibration as bytes (see the module docs);
+    /// `None` before a fit.
+    pub fn save_state(&self) -> Option<Vec<u8>> {
+        let model = self.model.as_ref()?;
+        let w = model.weights.flatten();
+        let mut b = Vec::with_capacity(64 + 4 * w.len());
+        b.extend_from_slice(JOINT_MAGIC);
+        b.extend_from_slice(&JOINT_VERSION.to_le_bytes());
+        b.extend_from_slice(&(self.p.sequence as u64).to_le_bytes());
+        b.extend_from_slice(&(model.weights.hidden as u64).to_le_bytes());
+        b.extend_from_slice(&(self.members.len() as u64).to_le_bytes());
+        for name in &self.members {
+            b.extend_from_slice(&(name.len() as u64).to_le_bytes());
+            b.extend_from_slice(name.as_bytes());
+        }
+        for (mean, std) in model.mean.iter().zip(&model.std) {
+            b.extend_from_slice(&mean.to_le_bytes());
+            b.extend_from_slice(&std.to_le_bytes());
+        }
+        b.extend_from_slice(&(w.len() as u64).to_le_bytes());
+        for x in &w {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+        let cal = self
+            .calibrator
+            .as_ref()
+            .map(Calibrator::to_words)
+            .unwrap_or_default();
+        b.extend_from_slice(&(cal.len() as u64).to_le_bytes());
+        for x in &cal {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+        let sum = fnv1a(&b);
+        b.extend_from_slice(&sum.to_le_bytes());
+        Some(b)
+    }
+
+    /// A detector restored from [`JointLstmAe::save_state`]'s bytes under `cfg` (its members
+    /// are the state's, in the state's order).
+    pub fn from_state(cfg: &LstmAeConfig, bytes: &[u8]) -> Result<Self, FitError> {
+        let decoded = decode_joint(bytes, &Params::new(cfg)).map_err(FitError::BadState)?;
+        let (members, model, cal) = decoded;
+        let mut det = JointLstmAe::new(cfg, members);
+        if let Some(c) = &mut det.calibrator
+            && !cal.is_empty()
+        {
+            c.restore(&cal).map_err(FitError::BadState)?;
+        }
+        det.model = Some(model);
+        det.auto_done = true;
+        Ok(det)
     }
 
     pub fn is_fitted(&self) -> bool {
@@ -230,4 +308,85 @@ impl JointLstmAe {
             worst_error,
         })
     }
+}
+
+/// Persisted state of the multivariate model: magic bytes and format version.
+const JOINT_MAGIC: &[u8; 8] = b"PWLSTMJT";
+const JOINT_VERSION: u32 = 1;
+/// Longest member name a state may hold, in bytes.
+const MAX_NAME: usize = 4096;
+
+/// The members, the model and the calibration layer's words of a joint state.
+type DecodedJoint = (Vec<String>, Model, Vec<u64>);
+
+fn decode_joint(bytes: &[u8], p: &Params) -> Result<DecodedJoint, String> {
+    if bytes.len() < JOINT_MAGIC.len() + 4 + 8 || &bytes[..JOINT_MAGIC.len()] != JOINT_MAGIC {
+        return Err("not a multivariate lstm-ae state (bad magic)".into());
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - 8);
+    let mut sum_bytes = [0u8; 8];
+    sum_bytes.copy_from_slice(sum);
+    if fnv1a(body) != u64::from_le_bytes(sum_bytes) {
+        return Err("checksum mismatch (corrupt state)".into());
+    }
+    let mut r = Reader(&body[JOINT_MAGIC.len()..]);
+    let version = u32::from_le_bytes(r.take::<4>()?);
+    if version != JOINT_VERSION {
+        return Err(format!(
+            "format version {version}, expected {JOINT_VERSION}"
+        ));
+    }
+    let (sequence, hidden) = (r.u64()?, r.u64()?);
+    if sequence != p.sequence as u64 || hidden != p.hidden as u64 {
+        return Err(format!(
+            "state has sequence {sequence}, hidden {hidden}; this detector has sequence {}, \
+             hidden {}",
+            p.sequence, p.hidden
+        ));
+    }
+    let m = r.count(8)?;
+    if m == 0 {
+        return Err("a group of no members".into());
+    }
+    let mut members = Vec::with_capacity(m);
+    for _ in 0..m {
+        let len = r.count(1)?;
+        if len > MAX_NAME {
+            return Err(format!("member name of {len} bytes"));
+        }
+        let mut name = Vec::with_capacity(len);
+        for _ in 0..len {
+            name.push(r.take::<1>()?[0]);
+        }
+        members.push(String::from_utf8(name).map_err(|_| "member name is not UTF-8".to_string())?);
+    }
+    let (mut mean, mut std) = (Vec::with_capacity(m), Vec::with_capacity(m));
+    for _ in 0..m {
+        let (a, s) = (r.f64()?, r.f64()?);
+        if !a.is_finite() || !s.is_finite() || s <= 0.0 {
+            return Err(format!("bad standardisation (mean {a}, std {s})"));
+        }
+        mean.push(a);
+        std.push(s);
+    }
+    let n = r.count(4)?;
+    let mut w = Vec::with_capacity(n);
+    for _ in 0..n {
+        let x = f32::from_le_bytes(r.take::<4>()?);
+        if !x.is_finite() {
+            return Err("non-finite weight".into());
+        }
+        w.push(x);
+    }
+    let weights = Weights::unflatten(p.hidden, m, &w)
+        .ok_or_else(|| format!("{n} weights, expected {}", Weights::len_for(p.hidden, m)))?;
+    let c = r.count(8)?;
+    let mut cal = Vec::with_capacity(c);
+    for _ in 0..c {
+        cal.push(r.u64()?);
+    }
+    if !r.0.is_empty() {
+        return Err(format!("{} trailing bytes", r.0.len()));
+    }
+    Ok((members, Model { mean, std, weights }, cal))
 }
