@@ -6,8 +6,9 @@
 //! # Rows from separate streams
 //! Members report one point at a time, each through its own handle (the host source emits every
 //! metric of a poll with the same timestamp, one series after the other). The group assembles
-//! rows by timestamp: the **membership** is the set of series that reported the first
-//! timestamp; a row is scored once every member has reported its timestamp, or, if one is late,
+//! rows by timestamp: the **membership** is the set of series that reported in the first
+//! [`FORMING_ROWS`] timestamps (a rate, such as the host's network counters, has no value at the
+//! first poll); a row is scored once every member has reported its timestamp, or, if one is late,
 //! when any member reports a newer timestamp (the late member's latest value is carried
 //! forward). Points older than the row being assembled are ignored. Every handle returns the
 //! calibrated score of the latest scored row, so a member that reports before the row is
@@ -38,6 +39,10 @@ use crate::config::LstmAeConfig;
 use crate::store::ModelStore;
 #[cfg(feature = "lstm")]
 use crate::store::{LoadOutcome, fingerprint};
+
+/// Timestamps over which a group gathers its members before its model starts (a series that
+/// first reports later is scored alone).
+pub const FORMING_ROWS: usize = 3;
 
 /// The multivariate groups of one engine, by key.
 #[derive(Debug, Default)]
@@ -255,8 +260,10 @@ struct Group {
     cfg: LstmAeConfig,
     key: String,
     store: Option<ModelStore>,
-    /// Members reporting the first timestamp (the membership, once `det` exists).
+    /// Members reporting in the first timestamps (the membership, once `det` exists).
     first: Vec<String>,
+    /// Distinct timestamps completed while forming.
+    formed_rows: usize,
     det: Option<Joint>,
     /// Timestamp of the row being assembled, and its values by member.
     row_ts: Option<i64>,
@@ -275,12 +282,26 @@ impl Group {
             key: key.to_string(),
             store,
             first: Vec::new(),
+            formed_rows: 0,
             det: None,
             row_ts: None,
             row: Vec::new(),
             scored: false,
             score: 0.0,
         }
+    }
+
+    /// Records `name`'s value in the row being gathered (a new name joins the members).
+    fn register(&mut self, name: &str, value: f64) {
+        let i = match self.first.iter().position(|m| m == name) {
+            Some(i) => i,
+            None => {
+                self.first.push(name.to_string());
+                self.first.len() - 1
+            }
+        };
+        self.row.resize(self.first.len(), None);
+        self.row[i] = Some(value);
     }
 
     /// The group's saved model, when the store has one for exactly these members.
@@ -329,8 +350,16 @@ impl Group {
         if self.det.is_none() {
             match self.row_ts {
                 Some(t) if ts < t => return Some(0.0),
+                Some(t) if ts > t && self.formed_rows + 1 < FORMING_ROWS => {
+                    // Still gathering members: a new row starts.
+                    self.formed_rows += 1;
+                    self.row.iter_mut().for_each(|v| *v = None);
+                    self.row_ts = Some(ts);
+                    self.register(name, point.value);
+                    return Some(0.0);
+                }
                 Some(t) if ts > t => {
-                    // The first row is complete: fix the membership and score it.
+                    // The forming rows are over: fix the membership and score the last one.
                     let first = std::mem::take(&mut self.first);
                     let det = self
                         .restored(&first)
@@ -349,13 +378,7 @@ impl Group {
                 }
                 _ => {
                     self.row_ts = Some(ts);
-                    if !self.first.iter().any(|m| m == name) {
-                        self.first.push(name.to_string());
-                        self.row.push(None);
-                    }
-                    if let Some(i) = self.first.iter().position(|m| m == name) {
-                        self.row[i] = Some(point.value);
-                    }
+                    self.register(name, point.value);
                     return Some(0.0);
                 }
             }
@@ -453,5 +476,38 @@ mod tests {
             ["[1.0, NaN]", "[2.0, 10.0]", "[3.0, 10.0]", "[3.0, 30.0]"]
         );
         assert!(join_rows(&[]).is_empty());
+    }
+
+    /// A member whose first value comes a poll late (a rate) still joins the group; one that
+    /// first reports after the forming rows is scored alone.
+    #[cfg(feature = "lstm")]
+    #[test]
+    fn members_that_report_within_the_forming_rows_join_the_group() {
+        let mut groups = Groups::new(&LstmAeConfig::default(), None);
+        let mut dets: Vec<(String, Box<dyn Detector>)> = ["cpu", "rx", "late"]
+            .iter()
+            .map(|n| (n.to_string(), groups.member("host", n).expect("lstm build")))
+            .collect();
+        for t in 0..8i64 {
+            for (name, det) in &mut dets {
+                let joins = match name.as_str() {
+                    "cpu" => 0,
+                    "rx" => 1,
+                    _ => FORMING_ROWS as i64 + 1,
+                };
+                if t >= joins {
+                    det.update(Point {
+                        timestamp: 60 * t,
+                        value: t as f64,
+                    });
+                }
+            }
+            let formed = groups.members("host");
+            assert_eq!(formed.is_some(), t >= FORMING_ROWS as i64, "row {t}");
+        }
+        assert_eq!(
+            groups.members("host"),
+            Some(vec!["cpu".to_string(), "rx".to_string()])
+        );
     }
 }
