@@ -19,8 +19,8 @@
 //!   a long horizon).
 //! * **prophet**: augurs-prophet, fitted by `[forecast.prophet] optimizer`: `wasmstan` (default:
 //!   Prophet's Stan model compiled to WebAssembly and JIT-compiled once per process, about 0.5 s
-//!   in release builds) or `native` ([`super::prophet_native`]: the same objective by L-BFGS in
-//!   Rust, about 10x faster). It is given only the observed slots (no filled values). Prophet's
+//!   in release builds) or `native` ([`super::prophet_native`]: the same objective by L-BFGS then
+//!   OWL-QN in Rust, 3 to 5x faster). It is given only the observed slots (no filled values). Prophet's
 //!   intervals come from random trend simulations, so they vary a little between runs.
 //!
 //! * **snaive** (seasonal naive, written here: a one-liner no crate is needed for): the value

@@ -11,8 +11,17 @@
 //! ```
 //!
 //! Linear and flat trends are supported; logistic growth returns an error (the caller falls back
-//! to the WebAssembly optimizer). The L1 prior on `δ` is not smooth at 0, so the line search is
-//! the Lewis–Overton weak-Wolfe bisection, which is robust for such objectives.
+//! to the WebAssembly optimizer). The L1 prior on `δ` is not smooth at 0. The search runs in two
+//! stages: L-BFGS with the Lewis–Overton weak-Wolfe bisection (robust on such objectives, and
+//! fast), then OWL-QN (orthant-wise L-BFGS, Andrew and Gao 2007) from its end point, which
+//! treats the L1 term exactly (pseudo-gradient, orthant-projected steps, so a `δ` can settle at
+//! 0) and moves on where L-BFGS stalls at a kink; the lower of the two end points is returned.
+//! Measured on the held-out fits of the 57 non-constant NAB series: L-BFGS alone ends above
+//! Stan's objective (by 1e-6 to 9.4e-5 relative) on 5 to 7 of them; with the OWL-QN stage on
+//! none (`docs/forecasting.md`). Written by hand: argmin's OWL-QN
+//! (`LBFGS::with_l1_regularization`) puts the L1 term on every coordinate, while Prophet's prior
+//! is on the changepoint deltas only (the slope, offset, σ and seasonal coefficients are not
+//! penalised).
 
 use augurs::prophet::TrendIndicator;
 use augurs::prophet::optimizer::{
@@ -43,6 +52,8 @@ struct Problem<'a> {
     active: Vec<usize>,
     flat: bool,
     jacobian: bool,
+    /// Leave the L1 term `Σ|δ|/τ` out of the value and gradient (OWL-QN adds it itself).
+    smooth: bool,
     s: usize,
     k: usize,
 }
@@ -125,8 +136,11 @@ impl Problem<'_> {
             s0 += b0[j + 1];
             s1 += b1[j + 1];
             let dj = delta[j];
-            f += dj.abs() / tau;
-            g[2 + j] = s1 - d.t_change[j] * s0 + dj.signum() * f64::from(dj != 0.0) / tau;
+            g[2 + j] = s1 - d.t_change[j] * s0;
+            if !self.smooth {
+                f += dj.abs() / tau;
+                g[2 + j] += dj.signum() * f64::from(dj != 0.0) / tau;
+            }
         }
         g[2 + s] = n as f64 - sse / sigma2 + 4.0 * sigma2;
         if self.jacobian {
@@ -179,6 +193,7 @@ impl Optimizer for NativeOptimizer {
             active,
             flat,
             jacobian: opts.jacobian.unwrap_or(false),
+            smooth: false,
             s,
             k: kk,
         };
@@ -306,19 +321,194 @@ impl Optimizer for NativeOptimizer {
                 break;
             }
         }
-        // Recompute the trend at the final point.
-        let _ = p.eval(&x, &mut g, &mut trend);
-        let sigma = x[2 + s].exp();
-        Ok(OptimizedParams {
-            k: x[0],
-            m: x[1],
-            sigma_obs: sigma
-                .try_into()
-                .map_err(|_| OptError::string(format!("sigma_obs {sigma} is not positive")))?,
-            delta: x[2..2 + s].to_vec(),
-            beta: x[3 + s..].to_vec(),
-            trend,
-        })
+        // Polish the end point by OWL-QN, which handles the L1 term exactly; keep the lower.
+        let mut polished = x.clone();
+        self.owlqn(&p, &mut polished, opts, &mut trend);
+        if objective_at(&p, &polished) < objective_at(&p, &x) {
+            x = polished;
+        }
+        finish(&p, &x, trend)
+    }
+}
+
+/// The full objective (with the L1 term) at `x`.
+fn objective_at(p: &Problem<'_>, x: &[f64]) -> f64 {
+    let lambda = 1.0 / f64::from(p.d.tau);
+    let mut g = vec![0.0; x.len()];
+    let mut trend = vec![0.0; p.d.y.len()];
+    let f = p.eval(x, &mut g, &mut trend);
+    if p.smooth {
+        f + lambda * x[2..2 + p.s].iter().map(|v| v.abs()).sum::<f64>()
+    } else {
+        f
+    }
+}
+
+/// The optimised parameters at `x` (the trend recomputed there).
+fn finish(p: &Problem<'_>, x: &[f64], mut trend: Vec<f64>) -> Result<OptimizedParams, OptError> {
+    let s = p.s;
+    let mut g = vec![0.0; x.len()];
+    let _ = p.eval(x, &mut g, &mut trend);
+    let sigma = x[2 + s].exp();
+    Ok(OptimizedParams {
+        k: x[0],
+        m: x[1],
+        sigma_obs: sigma
+            .try_into()
+            .map_err(|_| OptError::string(format!("sigma_obs {sigma} is not positive")))?,
+        delta: x[2..2 + s].to_vec(),
+        beta: x[3 + s..].to_vec(),
+        trend,
+    })
+}
+
+impl NativeOptimizer {
+    /// OWL-QN (Andrew and Gao, 2007) on the smooth part with the L1 term `Σ|δ|/τ` added
+    /// exactly: the pseudo-gradient, the direction kept in its orthant, a backtracking line
+    /// search projected onto the orthant of the start (a δ that would change sign stops at 0).
+    fn owlqn(&self, p: &Problem<'_>, x: &mut [f64], opts: &OptimizeOpts, trend: &mut [f64]) {
+        let p = &Problem {
+            d: p.d,
+            active: p.active.clone(),
+            flat: p.flat,
+            jacobian: p.jacobian,
+            smooth: true,
+            s: p.s,
+            k: p.k,
+        };
+        let dim = x.len();
+        let l1 = 2..2 + p.s;
+        let lambda = 1.0 / f64::from(p.d.tau);
+        let full = |x: &[f64], g: &mut [f64], trend: &mut [f64]| -> f64 {
+            p.eval(x, g, trend) + lambda * x[l1.clone()].iter().map(|v| v.abs()).sum::<f64>()
+        };
+        let pseudo = |x: &[f64], g: &[f64], pg: &mut [f64]| {
+            pg.copy_from_slice(g);
+            for j in l1.clone() {
+                pg[j] = if x[j] > 0.0 {
+                    g[j] + lambda
+                } else if x[j] < 0.0 {
+                    g[j] - lambda
+                } else if g[j] + lambda < 0.0 {
+                    g[j] + lambda
+                } else if g[j] - lambda > 0.0 {
+                    g[j] - lambda
+                } else {
+                    0.0
+                };
+            }
+        };
+        let mut g = vec![0.0; dim];
+        let mut f = full(x, &mut g, trend);
+        let mut pg = vec![0.0; dim];
+        pseudo(x, &g, &mut pg);
+        let max_iter = opts.iter.map_or(self.max_iter, |i| i as usize);
+        let eps = f64::EPSILON;
+        let tol_obj = opts.tol_obj.unwrap_or(1e-12);
+        let tol_rel_obj = opts.tol_rel_obj.unwrap_or(1e4) * eps;
+        let tol_grad = opts.tol_grad.unwrap_or(1e-8);
+        let tol_rel_grad = opts.tol_rel_grad.unwrap_or(1e7) * eps;
+        let tol_param = opts.tol_param.unwrap_or(1e-8);
+        let mut hist_s: Vec<Vec<f64>> = Vec::new();
+        let mut hist_y: Vec<Vec<f64>> = Vec::new();
+        let (mut xn, mut gn, mut dir) = (vec![0.0; dim], vec![0.0; dim], vec![0.0; dim]);
+        let mut orthant = vec![0.0; dim];
+        for iter in 0..max_iter {
+            dir.copy_from_slice(&pg);
+            let mut alphas = Vec::with_capacity(hist_s.len());
+            for (sv, yv) in hist_s.iter().zip(&hist_y).rev() {
+                let rho = 1.0 / dot(yv, sv);
+                let a = rho * dot(sv, &dir);
+                dir.iter_mut().zip(yv).for_each(|(q, y)| *q -= a * y);
+                alphas.push((a, rho));
+            }
+            if let (Some(sv), Some(yv)) = (hist_s.last(), hist_y.last()) {
+                let gamma = dot(sv, yv) / dot(yv, yv);
+                dir.iter_mut().for_each(|q| *q *= gamma);
+            } else {
+                let n2 = dot(&pg, &pg).sqrt().max(1e-300);
+                let a0 = opts.init_alpha.unwrap_or(1e-3) / n2;
+                dir.iter_mut().for_each(|q| *q *= a0);
+            }
+            for ((sv, yv), (a, rho)) in hist_s.iter().zip(&hist_y).zip(alphas.iter().rev()) {
+                let b = rho * dot(yv, &dir);
+                dir.iter_mut().zip(sv).for_each(|(r, s)| *r += (a - b) * s);
+            }
+            dir.iter_mut().for_each(|q| *q = -*q);
+            // Keep the direction where the pseudo-gradient points (L1 coordinates).
+            for j in l1.clone() {
+                if dir[j] * pg[j] >= 0.0 {
+                    dir[j] = 0.0;
+                }
+            }
+            if dot(&pg, &dir) >= 0.0 {
+                hist_s.clear();
+                hist_y.clear();
+                let n2 = dot(&pg, &pg).sqrt().max(1e-300);
+                dir.iter_mut()
+                    .zip(&pg)
+                    .for_each(|(q, v)| *q = -v * 1e-3 / n2);
+            }
+            if iter > 0 && dot(&pg, &dir).abs() / f.abs().max(1.0) < tol_rel_grad {
+                break;
+            }
+            for j in 0..dim {
+                orthant[j] = if x[j] != 0.0 {
+                    x[j].signum()
+                } else {
+                    -pg[j].signum()
+                };
+            }
+            let mut a = 1.0;
+            let mut fn_ = f;
+            let mut accepted = false;
+            for _ in 0..60 {
+                for j in 0..dim {
+                    xn[j] = x[j] + a * dir[j];
+                }
+                for j in l1.clone() {
+                    if xn[j].signum() != orthant[j] {
+                        xn[j] = 0.0;
+                    }
+                }
+                fn_ = full(&xn, &mut gn, trend);
+                let decrease: f64 = (0..dim).map(|j| pg[j] * (xn[j] - x[j])).sum();
+                if fn_.is_finite() && fn_ <= f + 1e-4 * decrease {
+                    accepted = true;
+                    break;
+                }
+                a *= 0.5;
+            }
+            if !accepted {
+                break;
+            }
+            let sv: Vec<f64> = xn.iter().zip(x.iter()).map(|(a, b)| a - b).collect();
+            let yv: Vec<f64> = gn.iter().zip(&g).map(|(a, b)| a - b).collect();
+            let df = (f - fn_).abs();
+            let step_norm = dot(&sv, &sv).sqrt();
+            x.copy_from_slice(&xn);
+            g.copy_from_slice(&gn);
+            let f_prev = f;
+            f = fn_;
+            pseudo(x, &g, &mut pg);
+            if dot(&sv, &yv) > 1e-12 * dot(&yv, &yv).max(1e-300) {
+                hist_s.push(sv);
+                hist_y.push(yv);
+                if hist_s.len() > self.history {
+                    hist_s.remove(0);
+                    hist_y.remove(0);
+                }
+            }
+            let gmax = pg.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            if iter > 0
+                && (df < tol_obj
+                    || df / f_prev.abs().max(f.abs()).max(1.0) < tol_rel_obj
+                    || gmax < tol_grad
+                    || step_norm < tol_param)
+            {
+                break;
+            }
+        }
     }
 }
 
@@ -336,6 +526,7 @@ pub fn objective(data: &Data, params: &OptimizedParams, jacobian: bool) -> f64 {
             .collect(),
         flat: data.trend_indicator == TrendIndicator::Flat,
         jacobian,
+        smooth: false,
         s,
         k: kk,
     };

@@ -1256,8 +1256,10 @@ fn thresholds_are_validated_with_the_entry_named() {
 }
 
 /// Issue 17's parity check: on real NAB series the native optimizer reaches (at least) the
-/// optimum Stan's L-BFGS finds for the same MAP objective, to 1e-6 relative. (Measured on
-/// eight series: native 4e-7 to 2.6e-3 *lower* on every one; Stan stops at its tolerances.)
+/// optimum Stan's L-BFGS finds for the same MAP objective, to 1e-6 relative. The last two are
+/// the series whose whole-series fit L-BFGS alone left above Stan's optimum (by 1.9e-5 and
+/// 9.1e-6) before the OWL-QN stage; with it, every non-constant NAB series' native objective is
+/// the lower, on the whole series and on the held-out fits (`docs/forecasting.md`).
 #[test]
 fn native_prophet_optimizer_reaches_stan_s_optimum_on_nab_series() {
     let Some(root) = corpus::nab_root() else {
@@ -1269,6 +1271,8 @@ fn native_prophet_optimizer_reaches_stan_s_optimum_on_nab_series() {
         "artificialWithAnomaly/art_daily_jumpsup.csv",
         "realTraffic/speed_7578.csv",
         "realAdExchange/exchange-2_cpc_results.csv",
+        "artificialWithAnomaly/art_load_balancer_spikes.csv",
+        "realTraffic/TravelTime_387.csv",
     ] {
         let s =
             pulsewatch_core::nab::read_series(&root.join("data").join(key), key).expect("series");
