@@ -156,6 +156,38 @@ impl Problem<'_> {
     }
 }
 
+/// The L-BFGS direction `dir = −H·g` from the stored pairs (two-loop recursion); before any
+/// pair, Stan's first step (`init_alpha`, 1e-3) along −g.
+fn descent(
+    hist_s: &[Vec<f64>],
+    hist_y: &[Vec<f64>],
+    g: &[f64],
+    opts: &OptimizeOpts,
+    dir: &mut [f64],
+) {
+    dir.copy_from_slice(g);
+    let mut alphas = Vec::with_capacity(hist_s.len());
+    for (sv, yv) in hist_s.iter().zip(hist_y).rev() {
+        let rho = 1.0 / dot(yv, sv);
+        let a = rho * dot(sv, dir);
+        dir.iter_mut().zip(yv).for_each(|(q, y)| *q -= a * y);
+        alphas.push((a, rho));
+    }
+    if let (Some(sv), Some(yv)) = (hist_s.last(), hist_y.last()) {
+        let gamma = dot(sv, yv) / dot(yv, yv);
+        dir.iter_mut().for_each(|q| *q *= gamma);
+    } else {
+        let n2 = dot(g, g).sqrt().max(1e-300);
+        let a0 = opts.init_alpha.unwrap_or(1e-3) / n2;
+        dir.iter_mut().for_each(|q| *q *= a0);
+    }
+    for ((sv, yv), (a, rho)) in hist_s.iter().zip(hist_y).zip(alphas.iter().rev()) {
+        let b = rho * dot(yv, dir);
+        dir.iter_mut().zip(sv).for_each(|(r, s)| *r += (a - b) * s);
+    }
+    dir.iter_mut().for_each(|q| *q = -*q);
+}
+
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -226,28 +258,7 @@ impl Optimizer for NativeOptimizer {
         let mut dir = vec![0.0; dim];
         for iter in 0..max_iter {
             // Two-loop recursion: dir = −H·g.
-            dir.copy_from_slice(&g);
-            let mut alphas = Vec::with_capacity(hist_s.len());
-            for (sv, yv) in hist_s.iter().zip(&hist_y).rev() {
-                let rho = 1.0 / dot(yv, sv);
-                let a = rho * dot(sv, &dir);
-                dir.iter_mut().zip(yv).for_each(|(q, y)| *q -= a * y);
-                alphas.push((a, rho));
-            }
-            if let (Some(sv), Some(yv)) = (hist_s.last(), hist_y.last()) {
-                let gamma = dot(sv, yv) / dot(yv, yv);
-                dir.iter_mut().for_each(|q| *q *= gamma);
-            } else {
-                // First step: Stan's init_alpha (1e-3) along −g.
-                let gn2 = dot(&g, &g).sqrt().max(1e-300);
-                let a0 = opts.init_alpha.unwrap_or(1e-3) / gn2;
-                dir.iter_mut().for_each(|q| *q *= a0);
-            }
-            for ((sv, yv), (a, rho)) in hist_s.iter().zip(&hist_y).zip(alphas.iter().rev()) {
-                let b = rho * dot(yv, &dir);
-                dir.iter_mut().zip(sv).for_each(|(r, s)| *r += (a - b) * s);
-            }
-            dir.iter_mut().for_each(|q| *q = -*q);
+            descent(&hist_s, &hist_y, &g, opts, &mut dir);
             let mut gd = dot(&g, &dir);
             if gd >= 0.0 {
                 // Not a descent direction: restart from steepest descent.
@@ -414,27 +425,7 @@ impl NativeOptimizer {
         let (mut xn, mut gn, mut dir) = (vec![0.0; dim], vec![0.0; dim], vec![0.0; dim]);
         let mut orthant = vec![0.0; dim];
         for iter in 0..max_iter {
-            dir.copy_from_slice(&pg);
-            let mut alphas = Vec::with_capacity(hist_s.len());
-            for (sv, yv) in hist_s.iter().zip(&hist_y).rev() {
-                let rho = 1.0 / dot(yv, sv);
-                let a = rho * dot(sv, &dir);
-                dir.iter_mut().zip(yv).for_each(|(q, y)| *q -= a * y);
-                alphas.push((a, rho));
-            }
-            if let (Some(sv), Some(yv)) = (hist_s.last(), hist_y.last()) {
-                let gamma = dot(sv, yv) / dot(yv, yv);
-                dir.iter_mut().for_each(|q| *q *= gamma);
-            } else {
-                let n2 = dot(&pg, &pg).sqrt().max(1e-300);
-                let a0 = opts.init_alpha.unwrap_or(1e-3) / n2;
-                dir.iter_mut().for_each(|q| *q *= a0);
-            }
-            for ((sv, yv), (a, rho)) in hist_s.iter().zip(&hist_y).zip(alphas.iter().rev()) {
-                let b = rho * dot(yv, &dir);
-                dir.iter_mut().zip(sv).for_each(|(r, s)| *r += (a - b) * s);
-            }
-            dir.iter_mut().for_each(|q| *q = -*q);
+            descent(&hist_s, &hist_y, &pg, opts, &mut dir);
             // Keep the direction where the pseudo-gradient points (L1 coordinates).
             for j in l1.clone() {
                 if dir[j] * pg[j] >= 0.0 {
