@@ -4,7 +4,7 @@
 //!   what it usually does), from [`crate::detect::Detector::explain`].
 //! * [`AnomalyEvent`]: consecutive flagged points of one series as one record (start, end, peak
 //!   score, value at the peak, the forecast's expected range at the peak, the reason at the
-//!   peak). [`AnomalyEvent::begin`] and [`AnomalyEvent::extend`] are the whole rule; the engine
+//!   peak); for a multivariate group, consecutive flagged rows of the group as one record. [`AnomalyEvent::begin`] and [`AnomalyEvent::extend`] are the whole rule; the engine
 //!   applies it to every scored point.
 //! * [`EventFile`]: the events on disk, one JSON object a line (`events.jsonl`), appended as
 //!   events close and reloaded on start. A line is written with one `write` on a file opened
@@ -85,6 +85,10 @@ pub struct AnomalyEvent {
     /// The detector's reason at the peak.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
+    /// For a multivariate group's event: the group's instance. One event stands for the whole
+    /// group; `series` and `name` are then the member with the largest error at the peak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Still running: the series' latest point is flagged.
     #[serde(default)]
     pub open: bool,
@@ -124,6 +128,7 @@ impl AnomalyEvent {
             peak_value: p.value,
             expected,
             reason,
+            group: None,
             open: true,
             recorded: now,
         }

@@ -18,8 +18,9 @@
 //!
 //! # Saving and retraining
 //! With a model store, a group's model is kept under the store key `instance=<key>`
-//! ([`Groups::store_key`]): a retrain ([`Groups::prepare_fit`], run anywhere, then
-//! [`Groups::install`]) writes it, and a group restores it when it forms, if the saved members
+//! ([`Groups::store_key`]): the model's automatic fit on its first `train` rows and a retrain
+//! ([`Groups::prepare_fit`], run anywhere, then [`Groups::install`]) write it, and a group
+//! restores it when it forms, if the saved members
 //! are the ones that reported its first row (else it trains afresh, with a warning). A retrain
 //! fits on the members' kept histories joined by timestamp (a late member's value carried
 //! forward, rows before every member has a value left out), exactly as live rows are assembled.
@@ -34,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Detector, FitControl, FitError, Point};
 #[cfg(feature = "lstm")]
-use super::{DetectorKind, Reason};
+use super::{DetectorKind, JointRow, Reason};
 use crate::config::LstmAeConfig;
 use crate::store::ModelStore;
 #[cfg(feature = "lstm")]
@@ -209,6 +210,8 @@ impl Groups {
                 _ => return false,
             }
             g.det = Some(det);
+            // The retrain job writes the store.
+            g.saved = true;
             true
         }
         #[cfg(not(feature = "lstm"))]
@@ -270,8 +273,11 @@ struct Group {
     row: Vec<Option<f64>>,
     /// The row at `row_ts` was scored (every member reported).
     scored: bool,
-    /// Calibrated score of the latest scored row.
+    /// Calibrated score of the latest scored row, and its timestamp.
     score: f64,
+    scored_row: Option<i64>,
+    /// The fitted model is in the store (restored, retrained or saved after its automatic fit).
+    saved: bool,
 }
 
 #[cfg(feature = "lstm")]
@@ -288,6 +294,8 @@ impl Group {
             row: Vec::new(),
             scored: false,
             score: 0.0,
+            scored_row: None,
+            saved: false,
         }
     }
 
@@ -340,8 +348,40 @@ impl Group {
         if let Some(det) = &mut self.det {
             let row: Vec<f64> = self.row.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
             self.score = det.update(&row);
+            self.scored_row = self.row_ts;
+            if !self.saved && det.is_fitted() {
+                self.saved = true;
+                self.save();
+            }
         }
         self.scored = true;
+    }
+
+    /// Writes the model after its automatic fit (a restart then restores it instead of
+    /// training again); a failure is logged and the model stays in use.
+    fn save(&self) {
+        let (Some(store), Some(det)) = (&self.store, &self.det) else {
+            return;
+        };
+        let Some(state) = det.save_state() else {
+            return;
+        };
+        let key = Groups::store_key(&self.key);
+        let params = fingerprint(&self.cfg);
+        match store.save(
+            DetectorKind::LstmAe.name(),
+            &params,
+            &key,
+            self.cfg.train,
+            &state,
+        ) {
+            Ok(path) => {
+                tracing::info!(target: "pulsewatch::analysis", group = %self.key, path = %path.display(), "group model saved after its first fit")
+            }
+            Err(e) => {
+                tracing::warn!(target: "pulsewatch::analysis", group = %self.key, error = %e, "cannot save the group model; it stays in use")
+            }
+        }
     }
 
     /// Feeds `point` of `name`; `None` when `name` is not a member (it is scored alone).
@@ -361,9 +401,9 @@ impl Group {
                 Some(t) if ts > t => {
                     // The forming rows are over: fix the membership and score the last one.
                     let first = std::mem::take(&mut self.first);
-                    let det = self
-                        .restored(&first)
-                        .unwrap_or_else(|| Joint::new(&self.cfg, first.clone()));
+                    let restored = self.restored(&first);
+                    self.saved = restored.is_some();
+                    let det = restored.unwrap_or_else(|| Joint::new(&self.cfg, first.clone()));
                     // The row being assembled is in first-reporter order; the model's may
                     // differ (a restored one keeps its own).
                     let row = std::mem::take(&mut self.row);
@@ -450,6 +490,17 @@ impl Detector for Member {
             Some(s) => s.explain(),
             None => lock(&self.group).det.as_ref()?.explain(),
         }
+    }
+
+    fn joint_row(&self) -> Option<JointRow> {
+        if self.solo.is_some() {
+            return None;
+        }
+        let g = lock(&self.group);
+        Some(JointRow {
+            timestamp: g.scored_row?,
+            worst: g.det.as_ref()?.worst().map(|(name, _)| name.to_string()),
+        })
     }
 }
 

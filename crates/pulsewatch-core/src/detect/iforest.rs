@@ -747,6 +747,10 @@ impl Trainable for IsolationForest {
         self.forest.is_some()
     }
 
+    fn keep_first_fit(&self) -> bool {
+        self.refit_every == 0
+    }
+
     fn save_state(&self) -> Option<Vec<u8>> {
         let f = self.forest.as_ref()?;
         let mut state = State {

@@ -43,6 +43,22 @@ pub trait Detector: Send {
     fn explain(&mut self) -> Option<Reason> {
         None
     }
+
+    /// For a member of a multivariate group ([`group`]): the group's latest scored row, from
+    /// which the engine keeps one anomaly event per group. `None` for a detector of its own
+    /// (and for a member while its group forms).
+    fn joint_row(&self) -> Option<JointRow> {
+        None
+    }
+}
+
+/// The latest scored row of a multivariate group, as one of its members sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JointRow {
+    /// The row's timestamp (every member of a row shares it).
+    pub timestamp: i64,
+    /// The member with the largest reconstruction error in it, once the model scores rows.
+    pub worst: Option<String>,
 }
 
 /// Progress of a fit, reported to the engine (and from there to the TUI).
@@ -90,6 +106,13 @@ pub trait Trainable {
     fn save_state(&self) -> Option<Vec<u8>>;
     /// Restores a state produced by `save_state` of the same detector and parameters.
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), FitError>;
+    /// Whether the model the detector fits itself (on its first window) is worth keeping in the
+    /// model store: true for a model fitted once; false for one refitted on a sliding window
+    /// (a restart refits it from the kept history within that window, and its state can be
+    /// large).
+    fn keep_first_fit(&self) -> bool {
+        true
+    }
 }
 
 impl DetectorKind {

@@ -1,6 +1,11 @@
 //! The engine's synchronous heart: one detector per series, the bounded history of scored
 //! points, counters, and the snapshot built from them. The async loop ([`super::spawn`]), batch
 //! mode ([`super::run_batch`], what `--once` runs) and backfill all score through [`Core::ingest`].
+//!
+//! Anomaly events: a series' consecutive flagged points are one event; the members of a
+//! multivariate group share one event per run of flagged group rows (every member carries the
+//! group's score, so one event per member would say the same thing once per member). The group's
+//! event names the member with the largest error at its peak and is every member's latest event.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +18,7 @@ use super::state::{ScoredPoint, SeriesView, Snapshot, TrainState};
 use crate::sources::source::{SeriesInfo, SourceEvent, SourceKind, SourceStatus};
 use pulsewatch_core::config::DetectorConfig;
 use pulsewatch_core::detect::group::{GroupFit, Groups};
-use pulsewatch_core::detect::{Detector, DetectorKind, Point};
+use pulsewatch_core::detect::{Detector, DetectorKind, JointRow, Point, Reason};
 use pulsewatch_core::forecast::SeriesForecast;
 use pulsewatch_core::store::{LoadOutcome, ModelStore};
 
@@ -83,6 +88,10 @@ pub(crate) struct Tracked {
     pub forecast: Option<Arc<SeriesForecast>>,
     pub training: Option<TrainState>,
     pub detector_fit: Option<Duration>,
+    /// Nothing to write to the model store: the model is there (restored, retrained, or saved
+    /// after its automatic fit), or the detector has no model worth keeping (no fit step, or
+    /// refitted on a sliding window: [`pulsewatch_core::detect::Trainable::keep_first_fit`]).
+    pub saved: bool,
     /// The running anomaly event (the latest point is flagged).
     open: Option<AnomalyEvent>,
     /// The series' latest closed event.
@@ -164,6 +173,24 @@ pub struct Core {
     restored: std::collections::HashMap<String, Arc<AnomalyEvent>>,
     /// Multivariate groups by instance (used in the LSTM autoencoder's multivariate mode).
     groups: Groups,
+    /// The anomaly event of each multivariate group, by instance.
+    group_events: std::collections::HashMap<String, GroupEvent>,
+}
+
+/// A multivariate group's event state: the latest row it has seen, and its running event.
+#[derive(Debug)]
+struct GroupEvent {
+    last_row: i64,
+    open: Option<AnomalyEvent>,
+}
+
+/// A group row a member's point completed, for the group's event (handled once the member's
+/// points are in).
+struct RowSeen {
+    row: JointRow,
+    score: f64,
+    /// The detector's reason, asked for flagged rows only.
+    reason: Option<Reason>,
 }
 
 /// The forecast band of a series at `ts`, when its forecast covers it.
@@ -189,6 +216,7 @@ impl Core {
             events_warning: None,
             restored: std::collections::HashMap::new(),
             groups: Groups::new(&settings.detector_cfg.lstm_ae, settings.store.clone()),
+            group_events: std::collections::HashMap::new(),
             settings,
         }
     }
@@ -223,6 +251,108 @@ impl Core {
             .collect();
         for id in ids {
             self.close_event(&id);
+        }
+        let keys: Vec<String> = self
+            .group_events
+            .iter()
+            .filter(|(_, g)| g.open.is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.close_group_event(&key);
+        }
+    }
+
+    /// Ends group `key`'s running event, if any; it becomes every member's latest event.
+    fn close_group_event(&mut self, key: &str) {
+        let Some(mut e) = self.group_events.get_mut(key).and_then(|g| g.open.take()) else {
+            return;
+        };
+        e.open = false;
+        e.recorded = pulsewatch_core::domain::unix_now();
+        let e = Arc::new(e);
+        self.share_group_event(key, &e);
+        if self.log.push(e.clone()) {
+            self.closed.push(e);
+        }
+        self.events_dirty = true;
+        self.changed = true;
+    }
+
+    /// Makes `e` the latest event of every member of group `key`.
+    fn share_group_event(&mut self, key: &str, e: &Arc<AnomalyEvent>) {
+        for m in self.groups.members(key).unwrap_or_default() {
+            if let Some(t) = self.series.get_mut(&m) {
+                t.last_event = Some(e.clone());
+                t.dirty = true;
+            }
+        }
+    }
+
+    /// Applies a group row seen by member `id` to its group's event: the first member to report
+    /// a row decides; a flagged row begins or extends the event, a normal one ends it.
+    fn group_row(&mut self, id: &str, seen: RowSeen, now: i64) {
+        let Some(key) = self.series.get(id).and_then(|t| t.info.instance.clone()) else {
+            return;
+        };
+        let ts = seen.row.timestamp;
+        let g = self.group_events.entry(key.clone()).or_insert(GroupEvent {
+            last_row: i64::MIN,
+            open: None,
+        });
+        if ts <= g.last_row {
+            return;
+        }
+        g.last_row = ts;
+        if seen.score < self.settings.threshold {
+            self.close_group_event(&key);
+            return;
+        }
+        // The member with the largest error carries the event: its name, value and band.
+        let lead = seen
+            .row
+            .worst
+            .as_deref()
+            .and_then(|w| self.series.get(w))
+            .or_else(|| self.series.get(id));
+        let Some(lead) = lead else {
+            return;
+        };
+        let value = lead
+            .points
+            .iter()
+            .rev()
+            .find(|p| p.timestamp <= ts)
+            .map_or(f64::NAN, |p| p.value);
+        let band = band_at(lead.forecast.as_ref(), ts);
+        let f = Flagged {
+            timestamp: ts,
+            value,
+            score: seen.score,
+        };
+        let info = lead.info.clone();
+        let detector_name = self.settings.detector.name();
+        let Some(g) = self.group_events.get_mut(&key) else {
+            return;
+        };
+        match &mut g.open {
+            Some(e) => {
+                let peak = seen.score > e.peak_score;
+                e.extend(f, now, || (band, seen.reason));
+                if peak {
+                    e.series = info.id;
+                    e.name = info.name;
+                    e.category = info.category;
+                }
+            }
+            None => {
+                let mut e = AnomalyEvent::begin(&info, detector_name, f, band, seen.reason, now);
+                e.group = Some(key.clone());
+                g.open = Some(e);
+            }
+        }
+        if let Some(e) = g.open.clone() {
+            self.share_group_event(&key, &Arc::new(e));
         }
     }
 
@@ -353,7 +483,11 @@ impl Core {
         let id = info.id.clone();
         if !self.series.contains_key(&id) || restart {
             self.close_event(&id);
-            let (detector, note) = self.new_detector(&info);
+            let (mut detector, note) = self.new_detector(&info);
+            // Saved already, or not worth saving (refitted on a sliding window).
+            let saved = detector
+                .trainable()
+                .is_none_or(|t| t.is_fitted() || !t.keep_first_fit());
             if let Some(n) = note {
                 tracing::info!(target: "pulsewatch::analysis", series = %id, "{n}");
             }
@@ -371,6 +505,7 @@ impl Core {
                     forecast: prev.as_ref().and_then(|p| p.forecast.clone()),
                     training: None,
                     detector_fit: None,
+                    saved,
                     open: None,
                     last_event: prev
                         .as_ref()
@@ -392,6 +527,7 @@ impl Core {
         t.stale = false;
         t.mark();
         let mut fed = Vec::with_capacity(points.len());
+        let mut rows: Vec<RowSeen> = Vec::new();
         for &p in points {
             let spike = t.spike.take();
             let p = Point {
@@ -407,6 +543,17 @@ impl Core {
             let anomaly = score >= threshold;
             t.ingested += 1;
             t.anomalies += u64::from(anomaly);
+            if !t.saved
+                && let Some(store) = &self.settings.store
+                && let Some(tr) = t.detector.trainable()
+                && tr.is_fitted()
+            {
+                // The detector fitted itself on its first window: its model is kept as a
+                // retrain's is, so a restart restores it instead of training again.
+                t.saved = true;
+                let (kind, cfg) = (self.settings.detector, &self.settings.detector_cfg);
+                save_fit(store, kind, cfg, &id, t.ingested as usize, tr);
+            }
             let sp = ScoredPoint {
                 timestamp: p.timestamp,
                 value: p.value,
@@ -419,6 +566,16 @@ impl Core {
             t.hour.advance(p.timestamp);
             if anomaly {
                 t.hour.add(p.timestamp);
+            }
+            if let Some(row) = t.detector.joint_row() {
+                // A group member: the group's event (below), not one of its own.
+                if rows.last().is_none_or(|r| r.row.timestamp < row.timestamp) {
+                    let reason = if anomaly { t.detector.explain() } else { None };
+                    rows.push(RowSeen { row, score, reason });
+                }
+                continue;
+            }
+            if anomaly {
                 let f = Flagged {
                     timestamp: p.timestamp,
                     value: p.value,
@@ -449,6 +606,9 @@ impl Core {
         }
         if ended {
             self.events_dirty = true;
+        }
+        for seen in rows {
+            self.group_row(&id, seen, now);
         }
         fed
     }
@@ -515,6 +675,29 @@ impl Core {
             self.events_view = Arc::new(self.log.iter().cloned().collect());
         }
         self.events_view.clone()
+    }
+}
+
+/// Writes a detector's automatic fit to the model store (a failure is logged; the model stays
+/// in use).
+fn save_fit(
+    store: &ModelStore,
+    kind: DetectorKind,
+    cfg: &DetectorConfig,
+    id: &str,
+    trained: usize,
+    tr: &mut dyn pulsewatch_core::detect::Trainable,
+) {
+    let Some(state) = tr.save_state() else {
+        return;
+    };
+    match store.save(kind.name(), &kind.params(cfg), id, trained, &state) {
+        Ok(path) => {
+            tracing::info!(target: "pulsewatch::analysis", series = id, path = %path.display(), "model saved after its first fit")
+        }
+        Err(e) => {
+            tracing::warn!(target: "pulsewatch::analysis", series = id, error = %e, "cannot save model; the fitted model stays in use")
+        }
     }
 }
 

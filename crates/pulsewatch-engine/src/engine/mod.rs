@@ -825,6 +825,8 @@ impl Loop {
                     && let Some(t) = self.core.tracked_mut(&series)
                 {
                     t.detector = det;
+                    // The job saved it (or could not: then it is not retried here).
+                    t.saved = true;
                 }
                 self.core.set_training(
                     &series,

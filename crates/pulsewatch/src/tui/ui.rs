@@ -32,7 +32,7 @@ use ratatui::widgets::{
 
 use super::app::{App, SortBy, TEST_POINTS, Tab};
 use super::keys::Action;
-use pulsewatch_engine::engine::state::{ScoredPoint, SeriesView};
+use pulsewatch_engine::engine::state::{AnomalyEvent, ScoredPoint, SeriesView};
 use pulsewatch_engine::sources::source::SourceKind;
 
 /// Smallest screen we draw the full UI on; smaller gets a one-line notice.
@@ -432,7 +432,7 @@ fn draw_events(f: &mut Frame, app: &App, area: Rect) {
             };
             let mut cells = vec![
                 Cell::from(start),
-                Cell::from(e.name.clone()),
+                Cell::from(event_name(e)),
                 Cell::from(e.points.to_string()),
                 Cell::from(format!("{:.2}", e.peak_score)).style(t.score(e.peak_score, threshold)),
                 Cell::from(fmt_value(e.peak_value)),
@@ -466,7 +466,7 @@ fn draw_events(f: &mut Frame, app: &App, area: Rect) {
     );
     if let Some(e) = app.events.get(app.event_selected) {
         let mut lines = vec![Line::from(vec![
-            Span::styled(format!("{} ", e.name), t.title()),
+            Span::styled(format!("{} ", event_name(e)), t.title()),
             Span::raw(format!(
                 "{} → {} · peak {:.2} at {} · {} by {}",
                 fmt_time(e.start),
@@ -487,6 +487,15 @@ fn draw_events(f: &mut Frame, app: &App, area: Rect) {
             Span::raw(why),
         ]));
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), detail);
+    }
+}
+
+/// An event's series, or for a multivariate group's event "instance: member" (the member with
+/// the largest error at the peak).
+fn event_name(e: &AnomalyEvent) -> String {
+    match &e.group {
+        Some(g) => format!("{g}: {}", e.name),
+        None => e.name.clone(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The LSTM autoencoder's multivariate mode through the engine's core: the series of one
 //! instance are scored by one model, a planted break in their relation is flagged on the group
-//! with the member of largest error named, and a series without an instance keeps a model of
-//! its own.
+//! with the member of largest error named (one event for the group, not one per member), and a
+//! series without an instance keeps a model of its own.
 
 use pulsewatch_core::config::{DetectorConfig, LstmAeConfig};
 use pulsewatch_core::detect::{DetectorKind, Point};
@@ -98,19 +98,41 @@ fn an_instance_is_scored_jointly_and_a_break_is_flagged_with_its_largest_error()
     );
     let caught: Vec<_> = group.iter().filter(|e| e.start <= ts(BREAK + 81)).collect();
     assert!(!caught.is_empty(), "the break was missed");
+    // One event per run of flagged rows of the group: group events never overlap in time, and
+    // each names the member with the largest error at its peak as its series.
+    assert!(group.iter().all(|e| e.group.as_deref() == Some("db-1")));
+    let mut spans: Vec<(i64, i64)> = group.iter().map(|e| (e.start, e.end)).collect();
+    spans.sort();
+    assert!(
+        spans.windows(2).all(|w| w[0].1 < w[1].0),
+        "overlapping group events (one per member?): {spans:?}"
+    );
     for e in &caught {
+        assert!(names.contains(&e.series.as_str()), "{}", e.series);
         let reason = e.reason.as_ref().expect("a reason");
         assert_eq!(reason.signal, "joint_reconstruction");
         // Which member carries the largest error is the model's call (the core test checks
         // it on its own stream); the reason names one of the group.
         assert!(
-            names
-                .iter()
-                .any(|n| reason.text.contains(&format!("largest error: {n} "))),
-            "{}",
-            reason.text
+            reason
+                .text
+                .contains(&format!("largest error: {} ", e.series)),
+            "{} names another member than {}",
+            reason.text,
+            e.series
         );
     }
+    // The group's latest event (running or closed) is every member's.
+    let latest = group.iter().map(|e| e.start).max().expect("an event");
+    let shown: Vec<_> = names
+        .iter()
+        .map(|n| {
+            let ev = snap.get(n).and_then(|v| v.event.clone()).expect("an event");
+            (ev.start, ev.end, ev.group.clone())
+        })
+        .collect();
+    assert!(shown.iter().all(|s| *s == shown[0]), "{shown:?}");
+    assert!(shown[0].0 >= latest && shown[0].2.as_deref() == Some("db-1"));
     // Every member carries the group's score (the first two one poll behind the last); the
     // series without an instance is scored by a model of its own.
     let scores = |id: &str| -> Vec<f64> {
@@ -223,6 +245,17 @@ mod engine_loop {
             let mut snaps = eng.subscribe();
             send_rows(&tx, 0..450).await;
             members(&mut snaps, "450 rows", |v| v.ingested == 450).await;
+            // The automatic fit on the first 400 rows was saved under the group's key.
+            let path = store.path("lstm-ae", "instance=db-1");
+            let (outcome, _) = store.load(
+                "lstm-ae",
+                &DetectorKind::LstmAe.params(&settings(&store).core.detector_cfg),
+                "instance=db-1",
+            );
+            assert!(
+                matches!(outcome, pulsewatch_core::store::LoadOutcome::Loaded(_)),
+                "the group's first fit was not saved: {outcome:?}"
+            );
             assert!(eng.send(Control::Retrain {
                 series: Some("memory".into()),
             }));
@@ -244,7 +277,6 @@ mod engine_loop {
                     v.training
                 );
             }
-            let path = store.path("lstm-ae", "instance=db-1");
             let saved = std::fs::metadata(&path).expect("the group's model file");
             // Scoring goes on with the new model, from the live window.
             send_rows(&tx, 450..470).await;

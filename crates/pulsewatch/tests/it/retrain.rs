@@ -456,3 +456,107 @@ async fn full_or_read_only_model_dir_keeps_the_model_in_use_and_the_old_file_int
     assert!(matches!(outcome, LoadOutcome::Loaded(_)), "{outcome:?}");
     assert_eq!(payload.map(|(_, p)| p), Some(b"1 1".to_vec()));
 }
+
+/// A detector that fits itself on its first window (no retrain asked) has its model saved, so
+/// the series restarts fitted; without the file it starts unfitted again.
+#[test]
+fn an_automatic_first_fit_is_saved_and_restored_after_a_restart() {
+    use pulsewatch_core::config::{DetectorConfig, IsolationForestConfig};
+    use pulsewatch_core::detect::DetectorKind;
+    use pulsewatch_engine::engine::core::{Core, CoreSettings};
+    use pulsewatch_engine::sources::source::{SeriesInfo, SourceKind};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ModelStore::new(dir.path());
+    let mut detector_cfg = DetectorConfig {
+        isolation_forest: IsolationForestConfig {
+            trees: 20,
+            train: 200,
+            // Fitted once: the first fit is the model (one refitted on a sliding window is not
+            // saved: below).
+            refit_every: 0,
+            ..IsolationForestConfig::default()
+        },
+        ..DetectorConfig::default()
+    };
+    let core = |cfg: &DetectorConfig| {
+        Core::new(CoreSettings {
+            source: SourceKind::Nab,
+            detector: DetectorKind::IsolationForest,
+            detector_cfg: cfg.clone(),
+            threshold: 0.5,
+            history: 1000,
+            store: Some(store.clone()),
+            events_keep: 100,
+        })
+    };
+    let info = SeriesInfo {
+        id: "cat/a.csv".into(),
+        name: "a".into(),
+        category: "cat".into(),
+        source: SourceKind::Nab,
+        instance: None,
+    };
+    let h = history(500);
+    let fitted = |core: &mut Core| core.snapshot().get("cat/a.csv").and_then(|v| v.fitted);
+    let path = store.path("isolation-forest", "cat/a.csv");
+
+    let mut first = core(&detector_cfg);
+    first.ingest(info.clone(), &h[..150], false);
+    assert_eq!(fitted(&mut first), Some(false));
+    assert!(!path.exists(), "saved before any fit");
+    first.ingest(info.clone(), &h[150..], false);
+    assert_eq!(fitted(&mut first), Some(true));
+    let params = DetectorKind::IsolationForest.params(&detector_cfg);
+    let (outcome, saved) = store.load("isolation-forest", &params, "cat/a.csv");
+    assert!(matches!(outcome, LoadOutcome::Loaded(_)), "{outcome:?}");
+    let (header, _) = saved.expect("payload");
+    // Saved at the fit (the points seen then), not at the end of the batch.
+    assert!(
+        (200..500).contains(&header.trained_points),
+        "{}",
+        header.trained_points
+    );
+    let written = std::fs::read(&path).expect("model file");
+    first.ingest(info.clone(), &later(&h), false);
+    assert_eq!(
+        std::fs::read(&path).expect("model file"),
+        written,
+        "written again"
+    );
+
+    // A restart: fitted from its first point.
+    let mut second = core(&detector_cfg);
+    second.ingest(info.clone(), &h[..1], false);
+    assert_eq!(
+        fitted(&mut second),
+        Some(true),
+        "the saved fit was not restored"
+    );
+
+    // Without the file the series starts unfitted.
+    std::fs::remove_file(&path).expect("remove");
+    let mut third = core(&detector_cfg);
+    third.ingest(info.clone(), &h[..1], false);
+    assert_eq!(fitted(&mut third), Some(false));
+
+    // A forest refitted on a sliding window fits itself but is not saved.
+    detector_cfg.isolation_forest.refit_every = 100;
+    let mut sliding = core(&detector_cfg);
+    sliding.ingest(info.clone(), &h, false);
+    sliding.ingest(info, &later(&h), false);
+    assert_eq!(fitted(&mut sliding), Some(true));
+    assert!(!path.exists(), "a sliding-window forest was saved");
+    no_temp_files(dir.path());
+}
+
+/// `h` again, after its end.
+fn later(h: &[Point]) -> Vec<Point> {
+    let shift = h.last().map_or(0, |p| p.timestamp + 300);
+    h.iter()
+        .map(|p| Point {
+            timestamp: p.timestamp + shift,
+            value: p.value,
+        })
+        .collect()
+}
