@@ -188,6 +188,55 @@ fn descent(
     dir.iter_mut().for_each(|q| *q = -*q);
 }
 
+/// Stan's L-BFGS stopping rules (its defaults unless `opts` sets them).
+struct Tolerances {
+    obj: f64,
+    rel_obj: f64,
+    grad: f64,
+    rel_grad: f64,
+    param: f64,
+}
+
+impl Tolerances {
+    fn new(opts: &OptimizeOpts) -> Self {
+        let eps = f64::EPSILON;
+        Tolerances {
+            obj: opts.tol_obj.unwrap_or(1e-12),
+            rel_obj: opts.tol_rel_obj.unwrap_or(1e4) * eps,
+            grad: opts.tol_grad.unwrap_or(1e-8),
+            rel_grad: opts.tol_rel_grad.unwrap_or(1e7) * eps,
+            param: opts.tol_param.unwrap_or(1e-8),
+        }
+    }
+
+    /// Whether a step from `f_prev` to `f` (largest gradient entry `gmax`, step length
+    /// `step_norm`) ends the search.
+    fn converged(&self, df: f64, f_prev: f64, f: f64, gmax: f64, step_norm: f64) -> bool {
+        df < self.obj
+            || df / f_prev.abs().max(f.abs()).max(1.0) < self.rel_obj
+            || gmax < self.grad
+            || step_norm < self.param
+    }
+}
+
+/// Keeps the pair (s, y) when its curvature is positive, at most `history` pairs.
+fn remember(
+    hist_s: &mut Vec<Vec<f64>>,
+    hist_y: &mut Vec<Vec<f64>>,
+    sv: Vec<f64>,
+    yv: Vec<f64>,
+    history: usize,
+) {
+    if dot(&sv, &yv) > 1e-12 * dot(&yv, &yv).max(1e-300) {
+        hist_s.push(sv);
+        hist_y.push(yv);
+        if hist_s.len() > history {
+            hist_s.remove(0);
+            hist_y.remove(0);
+        }
+    }
+}
+
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -245,12 +294,7 @@ impl Optimizer for NativeOptimizer {
         let mut g = vec![0.0; dim];
         let mut f = p.eval(&x, &mut g, &mut trend);
         let max_iter = opts.iter.map_or(self.max_iter, |i| i as usize);
-        let eps = f64::EPSILON;
-        let tol_obj = opts.tol_obj.unwrap_or(1e-12);
-        let tol_rel_obj = opts.tol_rel_obj.unwrap_or(1e4) * eps;
-        let tol_grad = opts.tol_grad.unwrap_or(1e-8);
-        let tol_rel_grad = opts.tol_rel_grad.unwrap_or(1e7) * eps;
-        let tol_param = opts.tol_param.unwrap_or(1e-8);
+        let tol = Tolerances::new(opts);
         let mut hist_s: Vec<Vec<f64>> = Vec::new();
         let mut hist_y: Vec<Vec<f64>> = Vec::new();
         let mut xn = vec![0.0; dim];
@@ -271,7 +315,7 @@ impl Optimizer for NativeOptimizer {
                 gd = dot(&g, &dir);
             }
             // Stan's relative gradient test: g·H⁻¹·g / max(|f|, 1), with this iteration's H.
-            if iter > 0 && gd.abs() / f.abs().max(1.0) < tol_rel_grad {
+            if iter > 0 && gd.abs() / f.abs().max(1.0) < tol.rel_grad {
                 break;
             }
             // Lewis–Overton weak Wolfe bisection.
@@ -314,21 +358,9 @@ impl Optimizer for NativeOptimizer {
             g.copy_from_slice(&gn);
             let f_prev = f;
             f = fn_;
-            if dot(&sv, &yv) > 1e-12 * dot(&yv, &yv).max(1e-300) {
-                hist_s.push(sv);
-                hist_y.push(yv);
-                if hist_s.len() > self.history {
-                    hist_s.remove(0);
-                    hist_y.remove(0);
-                }
-            }
+            remember(&mut hist_s, &mut hist_y, sv, yv, self.history);
             let gmax = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            if iter > 0
-                && (df < tol_obj
-                    || df / f_prev.abs().max(f.abs()).max(1.0) < tol_rel_obj
-                    || gmax < tol_grad
-                    || step_norm < tol_param)
-            {
+            if iter > 0 && tol.converged(df, f_prev, f, gmax, step_norm) {
                 break;
             }
         }
@@ -414,12 +446,7 @@ impl NativeOptimizer {
         let mut pg = vec![0.0; dim];
         pseudo(x, &g, &mut pg);
         let max_iter = opts.iter.map_or(self.max_iter, |i| i as usize);
-        let eps = f64::EPSILON;
-        let tol_obj = opts.tol_obj.unwrap_or(1e-12);
-        let tol_rel_obj = opts.tol_rel_obj.unwrap_or(1e4) * eps;
-        let tol_grad = opts.tol_grad.unwrap_or(1e-8);
-        let tol_rel_grad = opts.tol_rel_grad.unwrap_or(1e7) * eps;
-        let tol_param = opts.tol_param.unwrap_or(1e-8);
+        let tol = Tolerances::new(opts);
         let mut hist_s: Vec<Vec<f64>> = Vec::new();
         let mut hist_y: Vec<Vec<f64>> = Vec::new();
         let (mut xn, mut gn, mut dir) = (vec![0.0; dim], vec![0.0; dim], vec![0.0; dim]);
@@ -440,7 +467,7 @@ impl NativeOptimizer {
                     .zip(&pg)
                     .for_each(|(q, v)| *q = -v * 1e-3 / n2);
             }
-            if iter > 0 && dot(&pg, &dir).abs() / f.abs().max(1.0) < tol_rel_grad {
+            if iter > 0 && dot(&pg, &dir).abs() / f.abs().max(1.0) < tol.rel_grad {
                 break;
             }
             for j in 0..dim {
@@ -482,21 +509,9 @@ impl NativeOptimizer {
             let f_prev = f;
             f = fn_;
             pseudo(x, &g, &mut pg);
-            if dot(&sv, &yv) > 1e-12 * dot(&yv, &yv).max(1e-300) {
-                hist_s.push(sv);
-                hist_y.push(yv);
-                if hist_s.len() > self.history {
-                    hist_s.remove(0);
-                    hist_y.remove(0);
-                }
-            }
+            remember(&mut hist_s, &mut hist_y, sv, yv, self.history);
             let gmax = pg.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            if iter > 0
-                && (df < tol_obj
-                    || df / f_prev.abs().max(f.abs()).max(1.0) < tol_rel_obj
-                    || gmax < tol_grad
-                    || step_norm < tol_param)
-            {
+            if iter > 0 && tol.converged(df, f_prev, f, gmax, step_norm) {
                 break;
             }
         }
