@@ -30,7 +30,10 @@
 
 use std::collections::VecDeque;
 
-use super::{Model, Params, Reader, Scratch, USUAL_RATE, Weights, fnv1a, train, train_unattended};
+use super::{
+    Model, Params, Reader, Scratch, USUAL_RATE, put_calibration, put_header, put_weights, seal,
+    train, train_unattended,
+};
 use crate::config::LstmAeConfig;
 use crate::detect::calibrate::Calibrator;
 use crate::detect::{FitControl, FitError, Reason};
@@ -135,10 +138,13 @@ impl JointLstmAe {
         let model = self.model.as_ref()?;
         let w = model.weights.flatten();
         let mut b = Vec::with_capacity(64 + 4 * w.len());
-        b.extend_from_slice(JOINT_MAGIC);
-        b.extend_from_slice(&JOINT_VERSION.to_le_bytes());
-        b.extend_from_slice(&(self.p.sequence as u64).to_le_bytes());
-        b.extend_from_slice(&(model.weights.hidden as u64).to_le_bytes());
+        put_header(
+            &mut b,
+            JOINT_MAGIC,
+            JOINT_VERSION,
+            &self.p,
+            model.weights.hidden,
+        );
         b.extend_from_slice(&(self.members.len() as u64).to_le_bytes());
         for name in &self.members {
             b.extend_from_slice(&(name.len() as u64).to_le_bytes());
@@ -148,22 +154,9 @@ impl JointLstmAe {
             b.extend_from_slice(&mean.to_le_bytes());
             b.extend_from_slice(&std.to_le_bytes());
         }
-        b.extend_from_slice(&(w.len() as u64).to_le_bytes());
-        for x in &w {
-            b.extend_from_slice(&x.to_le_bytes());
-        }
-        let cal = self
-            .calibrator
-            .as_ref()
-            .map(Calibrator::to_words)
-            .unwrap_or_default();
-        b.extend_from_slice(&(cal.len() as u64).to_le_bytes());
-        for x in &cal {
-            b.extend_from_slice(&x.to_le_bytes());
-        }
-        let sum = fnv1a(&b);
-        b.extend_from_slice(&sum.to_le_bytes());
-        Some(b)
+        put_weights(&mut b, &w);
+        put_calibration(&mut b, self.calibrator.as_ref());
+        Some(seal(b))
     }
 
     /// A detector restored from [`JointLstmAe::save_state`]'s bytes under `cfg` (its members
@@ -320,28 +313,11 @@ const MAX_NAME: usize = 4096;
 type DecodedJoint = (Vec<String>, Model, Vec<u64>);
 
 fn decode_joint(bytes: &[u8], p: &Params) -> Result<DecodedJoint, String> {
-    if bytes.len() < JOINT_MAGIC.len() + 4 + 8 || &bytes[..JOINT_MAGIC.len()] != JOINT_MAGIC {
-        return Err("not a multivariate lstm-ae state (bad magic)".into());
-    }
-    let (body, sum) = bytes.split_at(bytes.len() - 8);
-    let mut sum_bytes = [0u8; 8];
-    sum_bytes.copy_from_slice(sum);
-    if fnv1a(body) != u64::from_le_bytes(sum_bytes) {
-        return Err("checksum mismatch (corrupt state)".into());
-    }
-    let mut r = Reader(&body[JOINT_MAGIC.len()..]);
-    let version = u32::from_le_bytes(r.take::<4>()?);
+    let mut r = Reader::open(bytes, JOINT_MAGIC, "a multivariate lstm-ae state")?;
+    let version = r.header(p)?;
     if version != JOINT_VERSION {
         return Err(format!(
             "format version {version}, expected {JOINT_VERSION}"
-        ));
-    }
-    let (sequence, hidden) = (r.u64()?, r.u64()?);
-    if sequence != p.sequence as u64 || hidden != p.hidden as u64 {
-        return Err(format!(
-            "state has sequence {sequence}, hidden {hidden}; this detector has sequence {}, \
-             hidden {}",
-            p.sequence, p.hidden
         ));
     }
     let m = r.count(8)?;
@@ -369,24 +345,8 @@ fn decode_joint(bytes: &[u8], p: &Params) -> Result<DecodedJoint, String> {
         mean.push(a);
         std.push(s);
     }
-    let n = r.count(4)?;
-    let mut w = Vec::with_capacity(n);
-    for _ in 0..n {
-        let x = f32::from_le_bytes(r.take::<4>()?);
-        if !x.is_finite() {
-            return Err("non-finite weight".into());
-        }
-        w.push(x);
-    }
-    let weights = Weights::unflatten(p.hidden, m, &w)
-        .ok_or_else(|| format!("{n} weights, expected {}", Weights::len_for(p.hidden, m)))?;
-    let c = r.count(8)?;
-    let mut cal = Vec::with_capacity(c);
-    for _ in 0..c {
-        cal.push(r.u64()?);
-    }
-    if !r.0.is_empty() {
-        return Err(format!("{} trailing bytes", r.0.len()));
-    }
+    let weights = r.weights(p, m)?;
+    let cal = r.words()?;
+    r.finish()?;
     Ok((members, Model { mean, std, weights }, cal))
 }

@@ -907,33 +907,17 @@ impl Trainable for LstmAe {
         let m = self.model.as_ref()?;
         let w = m.weights.flatten();
         let mut b = Vec::with_capacity(64 + 4 * w.len() + 16 * self.recent.len());
-        b.extend_from_slice(MAGIC);
-        b.extend_from_slice(&VERSION.to_le_bytes());
-        b.extend_from_slice(&(self.p.sequence as u64).to_le_bytes());
-        b.extend_from_slice(&(m.weights.hidden as u64).to_le_bytes());
+        put_header(&mut b, MAGIC, VERSION, &self.p, m.weights.hidden);
         b.extend_from_slice(&m.mean[0].to_le_bytes());
         b.extend_from_slice(&m.std[0].to_le_bytes());
-        b.extend_from_slice(&(w.len() as u64).to_le_bytes());
-        for x in &w {
-            b.extend_from_slice(&x.to_le_bytes());
-        }
+        put_weights(&mut b, &w);
         b.extend_from_slice(&(self.recent.len() as u64).to_le_bytes());
         for &(ts, v) in &self.recent {
             b.extend_from_slice(&ts.to_le_bytes());
             b.extend_from_slice(&v.to_le_bytes());
         }
-        let cal = self
-            .calibrator
-            .as_ref()
-            .map(Calibrator::to_words)
-            .unwrap_or_default();
-        b.extend_from_slice(&(cal.len() as u64).to_le_bytes());
-        for w in &cal {
-            b.extend_from_slice(&w.to_le_bytes());
-        }
-        let sum = fnv1a(&b);
-        b.extend_from_slice(&sum.to_le_bytes());
-        Some(b)
+        put_calibration(&mut b, self.calibrator.as_ref());
+        Some(seal(b))
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), FitError> {
@@ -958,10 +942,107 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Writes a state's magic, format version, sequence length and hidden size.
+fn put_header(b: &mut Vec<u8>, magic: &[u8; 8], version: u32, p: &Params, hidden: usize) {
+    b.extend_from_slice(magic);
+    b.extend_from_slice(&version.to_le_bytes());
+    b.extend_from_slice(&(p.sequence as u64).to_le_bytes());
+    b.extend_from_slice(&(hidden as u64).to_le_bytes());
+}
+
+/// Writes the flattened weights, count first.
+fn put_weights(b: &mut Vec<u8>, w: &[f32]) {
+    b.extend_from_slice(&(w.len() as u64).to_le_bytes());
+    for x in w {
+        b.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// Writes the calibration layer's words, count first (none: an empty list).
+fn put_calibration(b: &mut Vec<u8>, cal: Option<&Calibrator>) {
+    let words = cal.map(Calibrator::to_words).unwrap_or_default();
+    b.extend_from_slice(&(words.len() as u64).to_le_bytes());
+    for x in &words {
+        b.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// Appends the checksum that [`Reader::open`] checks.
+fn seal(mut b: Vec<u8>) -> Vec<u8> {
+    let sum = fnv1a(&b);
+    b.extend_from_slice(&sum.to_le_bytes());
+    b
+}
+
 /// Reads little-endian fields off the front of a byte slice.
 struct Reader<'a>(&'a [u8]);
 
+impl<'a> Reader<'a> {
+    /// The fields after `magic` of a sealed state, its checksum checked; `what` names the
+    /// kind of state in the error for a wrong magic.
+    fn open(bytes: &'a [u8], magic: &[u8; 8], what: &str) -> Result<Self, String> {
+        if bytes.len() < magic.len() + 4 + 8 || &bytes[..magic.len()] != magic {
+            return Err(format!("not {what} (bad magic)"));
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - 8);
+        let mut sum_bytes = [0u8; 8];
+        sum_bytes.copy_from_slice(sum);
+        if fnv1a(body) != u64::from_le_bytes(sum_bytes) {
+            return Err("checksum mismatch (corrupt state)".into());
+        }
+        Ok(Reader(&body[magic.len()..]))
+    }
+}
+
 impl Reader<'_> {
+    /// The format version, then the sequence length and hidden size, which must be `p`'s.
+    fn header(&mut self, p: &Params) -> Result<u32, String> {
+        let version = u32::from_le_bytes(self.take::<4>()?);
+        let (sequence, hidden) = (self.u64()?, self.u64()?);
+        if sequence != p.sequence as u64 || hidden != p.hidden as u64 {
+            return Err(format!(
+                "state has sequence {sequence}, hidden {hidden}; this detector has sequence {}, \
+                 hidden {}",
+                p.sequence, p.hidden
+            ));
+        }
+        Ok(version)
+    }
+    /// The weights of a model over `inputs` series, count first, all finite.
+    fn weights(&mut self, p: &Params, inputs: usize) -> Result<Weights, String> {
+        let n = self.count(4)?;
+        let mut w = Vec::with_capacity(n);
+        for _ in 0..n {
+            let x = f32::from_le_bytes(self.take::<4>()?);
+            if !x.is_finite() {
+                return Err("non-finite weight".into());
+            }
+            w.push(x);
+        }
+        Weights::unflatten(p.hidden, inputs, &w).ok_or_else(|| {
+            format!(
+                "{n} weights, expected {}",
+                Weights::len_for(p.hidden, inputs)
+            )
+        })
+    }
+    /// The calibration layer's words, count first.
+    fn words(&mut self) -> Result<Vec<u64>, String> {
+        let c = self.count(8)?;
+        let mut cal = Vec::with_capacity(c);
+        for _ in 0..c {
+            cal.push(self.u64()?);
+        }
+        Ok(cal)
+    }
+    /// Nothing may follow the last field.
+    fn finish(&self) -> Result<(), String> {
+        match self.0.len() {
+            0 => Ok(()),
+            n => Err(format!("{n} trailing bytes")),
+        }
+    }
+
     fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
         if self.0.len() < N {
             return Err("truncated".into());
@@ -992,44 +1073,16 @@ impl Reader<'_> {
 type DecodedState = (Model, Vec<(i64, f64)>, Vec<u64>);
 
 fn decode_state(bytes: &[u8], p: &Params) -> Result<DecodedState, String> {
-    if bytes.len() < MAGIC.len() + 4 + 8 || &bytes[..MAGIC.len()] != MAGIC {
-        return Err("not an lstm-ae state (bad magic)".into());
-    }
-    let (body, sum) = bytes.split_at(bytes.len() - 8);
-    let mut sum_bytes = [0u8; 8];
-    sum_bytes.copy_from_slice(sum);
-    if fnv1a(body) != u64::from_le_bytes(sum_bytes) {
-        return Err("checksum mismatch (corrupt state)".into());
-    }
-    let mut r = Reader(&body[MAGIC.len()..]);
-    let version = u32::from_le_bytes(r.take::<4>()?);
+    let mut r = Reader::open(bytes, MAGIC, "an lstm-ae state")?;
+    let version = r.header(p)?;
     if !(1..=VERSION).contains(&version) {
         return Err(format!("format version {version}, expected 1 to {VERSION}"));
-    }
-    let sequence = r.u64()?;
-    let hidden = r.u64()?;
-    if sequence != p.sequence as u64 || hidden != p.hidden as u64 {
-        return Err(format!(
-            "state has sequence {sequence}, hidden {hidden}; this detector has sequence {}, \
-             hidden {}",
-            p.sequence, p.hidden
-        ));
     }
     let (mean, std) = (r.f64()?, r.f64()?);
     if !mean.is_finite() || !std.is_finite() || std <= 0.0 {
         return Err(format!("bad standardisation (mean {mean}, std {std})"));
     }
-    let n = r.count(4)?;
-    let mut w = Vec::with_capacity(n);
-    for _ in 0..n {
-        let x = f32::from_le_bytes(r.take::<4>()?);
-        if !x.is_finite() {
-            return Err("non-finite weight".into());
-        }
-        w.push(x);
-    }
-    let weights = Weights::unflatten(p.hidden, 1, &w)
-        .ok_or_else(|| format!("{n} weights, expected {}", Weights::len_for(p.hidden, 1)))?;
+    let weights = r.weights(p, 1)?;
     let k = r.count(16)?;
     if k > p.sequence {
         return Err(format!(
@@ -1049,20 +1102,11 @@ fn decode_state(bytes: &[u8], p: &Params) -> Result<DecodedState, String> {
     // Version 2 and later: the calibration layer's state (empty when uncalibrated). Version
     // 2's was learnt on the `e / (e + threshold)` raw scores, which the log scale of version 3
     // does not match bin for bin: it is read and dropped, and the calibration starts afresh.
-    let mut cal = Vec::new();
-    if version >= 2 {
-        let c = r.count(8)?;
-        cal.reserve(c);
-        for _ in 0..c {
-            cal.push(r.u64()?);
-        }
-    }
+    let mut cal = if version >= 2 { r.words()? } else { Vec::new() };
     if version < 3 {
         cal.clear();
     }
-    if !r.0.is_empty() {
-        return Err(format!("{} trailing bytes", r.0.len()));
-    }
+    r.finish()?;
     let (mean, std) = (vec![mean], vec![std]);
     Ok((Model { mean, std, weights }, recent, cal))
 }
