@@ -51,9 +51,9 @@ fn rows(n: usize) -> Vec<[f64; 3]> {
         .collect()
 }
 
-#[test]
-fn an_instance_is_scored_jointly_and_a_break_is_flagged_with_its_largest_error() {
-    let detector_cfg = DetectorConfig {
+/// A multivariate lstm-ae small enough to fit in a test (sequence 20, hidden 16, 400 rows).
+fn small_group_model() -> DetectorConfig {
+    DetectorConfig {
         lstm_ae: LstmAeConfig {
             sequence: 20,
             hidden: 16,
@@ -63,7 +63,12 @@ fn an_instance_is_scored_jointly_and_a_break_is_flagged_with_its_largest_error()
             ..LstmAeConfig::default()
         },
         ..DetectorConfig::default()
-    };
+    }
+}
+
+#[test]
+fn an_instance_is_scored_jointly_and_a_break_is_flagged_with_its_largest_error() {
+    let detector_cfg = small_group_model();
     let mut core = Core::new(CoreSettings {
         source: SourceKind::Host,
         detector: DetectorKind::LstmAe,
@@ -163,17 +168,7 @@ mod engine_loop {
             core: CoreSettings {
                 source: SourceKind::Host,
                 detector: DetectorKind::LstmAe,
-                detector_cfg: DetectorConfig {
-                    lstm_ae: LstmAeConfig {
-                        sequence: 20,
-                        hidden: 16,
-                        batch: 16,
-                        train: 400,
-                        multivariate: true,
-                        ..LstmAeConfig::default()
-                    },
-                    ..DetectorConfig::default()
-                },
+                detector_cfg: small_group_model(),
                 threshold: 0.5,
                 history: 1000,
                 store: Some(store.clone()),
