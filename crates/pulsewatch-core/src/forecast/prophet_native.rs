@@ -219,21 +219,44 @@ impl Tolerances {
     }
 }
 
-/// Keeps the pair (s, y) when its curvature is positive, at most `history` pairs.
-fn remember(
-    hist_s: &mut Vec<Vec<f64>>,
-    hist_y: &mut Vec<Vec<f64>>,
-    sv: Vec<f64>,
-    yv: Vec<f64>,
-    history: usize,
-) {
-    if dot(&sv, &yv) > 1e-12 * dot(&yv, &yv).max(1e-300) {
-        hist_s.push(sv);
-        hist_y.push(yv);
-        if hist_s.len() > history {
-            hist_s.remove(0);
-            hist_y.remove(0);
+/// The last curvature pairs (s, y) of a quasi-Newton method, at most `cap` of them.
+struct Pairs {
+    s: Vec<Vec<f64>>,
+    y: Vec<Vec<f64>>,
+    cap: usize,
+}
+
+impl Pairs {
+    fn new(cap: usize) -> Self {
+        Pairs {
+            s: Vec::new(),
+            y: Vec::new(),
+            cap,
         }
+    }
+
+    fn clear(&mut self) {
+        self.s.clear();
+        self.y.clear();
+    }
+
+    /// Moves `(x, g)` to the accepted `(xn, gn)`, keeping the pair of differences when its
+    /// curvature is positive; the step's length.
+    fn advance(&mut self, x: &mut [f64], g: &mut [f64], xn: &[f64], gn: &[f64]) -> f64 {
+        let sv: Vec<f64> = xn.iter().zip(x.iter()).map(|(a, b)| a - b).collect();
+        let yv: Vec<f64> = gn.iter().zip(g.iter()).map(|(a, b)| a - b).collect();
+        let step_norm = dot(&sv, &sv).sqrt();
+        x.copy_from_slice(xn);
+        g.copy_from_slice(gn);
+        if dot(&sv, &yv) > 1e-12 * dot(&yv, &yv).max(1e-300) {
+            self.s.push(sv);
+            self.y.push(yv);
+            if self.s.len() > self.cap {
+                self.s.remove(0);
+                self.y.remove(0);
+            }
+        }
+        step_norm
     }
 }
 
@@ -295,19 +318,17 @@ impl Optimizer for NativeOptimizer {
         let mut f = p.eval(&x, &mut g, &mut trend);
         let max_iter = opts.iter.map_or(self.max_iter, |i| i as usize);
         let tol = Tolerances::new(opts);
-        let mut hist_s: Vec<Vec<f64>> = Vec::new();
-        let mut hist_y: Vec<Vec<f64>> = Vec::new();
+        let mut pairs = Pairs::new(self.history);
         let mut xn = vec![0.0; dim];
         let mut gn = vec![0.0; dim];
         let mut dir = vec![0.0; dim];
         for iter in 0..max_iter {
             // Two-loop recursion: dir = −H·g.
-            descent(&hist_s, &hist_y, &g, opts, &mut dir);
+            descent(&pairs.s, &pairs.y, &g, opts, &mut dir);
             let mut gd = dot(&g, &dir);
             if gd >= 0.0 {
                 // Not a descent direction: restart from steepest descent.
-                hist_s.clear();
-                hist_y.clear();
+                pairs.clear();
                 let gn2 = dot(&g, &g).sqrt().max(1e-300);
                 dir.iter_mut()
                     .zip(&g)
@@ -350,15 +371,9 @@ impl Optimizer for NativeOptimizer {
                     break;
                 }
             }
-            let sv: Vec<f64> = xn.iter().zip(&x).map(|(a, b)| a - b).collect();
-            let yv: Vec<f64> = gn.iter().zip(&g).map(|(a, b)| a - b).collect();
-            let df = (f - fn_).abs();
-            let step_norm = dot(&sv, &sv).sqrt();
-            x.copy_from_slice(&xn);
-            g.copy_from_slice(&gn);
-            let f_prev = f;
+            let step_norm = pairs.advance(&mut x, &mut g, &xn, &gn);
+            let (f_prev, df) = (f, (f - fn_).abs());
             f = fn_;
-            remember(&mut hist_s, &mut hist_y, sv, yv, self.history);
             let gmax = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             if iter > 0 && tol.converged(df, f_prev, f, gmax, step_norm) {
                 break;
@@ -447,12 +462,11 @@ impl NativeOptimizer {
         pseudo(x, &g, &mut pg);
         let max_iter = opts.iter.map_or(self.max_iter, |i| i as usize);
         let tol = Tolerances::new(opts);
-        let mut hist_s: Vec<Vec<f64>> = Vec::new();
-        let mut hist_y: Vec<Vec<f64>> = Vec::new();
+        let mut pairs = Pairs::new(self.history);
         let (mut xn, mut gn, mut dir) = (vec![0.0; dim], vec![0.0; dim], vec![0.0; dim]);
         let mut orthant = vec![0.0; dim];
         for iter in 0..max_iter {
-            descent(&hist_s, &hist_y, &pg, opts, &mut dir);
+            descent(&pairs.s, &pairs.y, &pg, opts, &mut dir);
             // Keep the direction where the pseudo-gradient points (L1 coordinates).
             for j in l1.clone() {
                 if dir[j] * pg[j] >= 0.0 {
@@ -460,8 +474,7 @@ impl NativeOptimizer {
                 }
             }
             if dot(&pg, &dir) >= 0.0 {
-                hist_s.clear();
-                hist_y.clear();
+                pairs.clear();
                 let n2 = dot(&pg, &pg).sqrt().max(1e-300);
                 dir.iter_mut()
                     .zip(&pg)
@@ -500,16 +513,10 @@ impl NativeOptimizer {
             if !accepted {
                 break;
             }
-            let sv: Vec<f64> = xn.iter().zip(x.iter()).map(|(a, b)| a - b).collect();
-            let yv: Vec<f64> = gn.iter().zip(&g).map(|(a, b)| a - b).collect();
-            let df = (f - fn_).abs();
-            let step_norm = dot(&sv, &sv).sqrt();
-            x.copy_from_slice(&xn);
-            g.copy_from_slice(&gn);
-            let f_prev = f;
+            let step_norm = pairs.advance(x, &mut g, &xn, &gn);
+            let (f_prev, df) = (f, (f - fn_).abs());
             f = fn_;
             pseudo(x, &g, &mut pg);
-            remember(&mut hist_s, &mut hist_y, sv, yv, self.history);
             let gmax = pg.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             if iter > 0 && tol.converged(df, f_prev, f, gmax, step_norm) {
                 break;
