@@ -89,6 +89,10 @@ pub struct AnomalyEvent {
     /// group; `series` and `name` are then the member with the largest error at the peak.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// For a multivariate group's event: the ids of the group's members (the event is each
+    /// one's); empty for a one-series event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
     /// Still running: the series' latest point is flagged.
     #[serde(default)]
     pub open: bool,
@@ -129,9 +133,15 @@ impl AnomalyEvent {
             expected,
             reason,
             group: None,
+            members: Vec::new(),
             open: true,
             recorded: now,
         }
+    }
+
+    /// Whether the event is series `id`'s: its own, or its group's.
+    pub fn involves(&self, id: &str) -> bool {
+        self.series == id || self.members.iter().any(|m| m == id)
     }
 
     /// Adds the next flagged point; a higher score moves the peak (and its band and reason,

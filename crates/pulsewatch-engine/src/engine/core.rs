@@ -224,10 +224,15 @@ impl Core {
     /// Events read back from the events file (oldest first), as if they had closed here.
     pub fn restore_events(&mut self, events: Vec<Arc<AnomalyEvent>>) {
         for e in events {
-            match self.series.get_mut(&e.series) {
-                Some(t) => t.last_event = Some(e.clone()),
-                None => {
-                    self.restored.insert(e.series.clone(), e.clone());
+            // A group's event is each member's latest.
+            let owners =
+                std::iter::once(&e.series).chain(e.members.iter().filter(|m| **m != e.series));
+            for id in owners {
+                match self.series.get_mut(id) {
+                    Some(t) => t.last_event = Some(e.clone()),
+                    None => {
+                        self.restored.insert(id.clone(), e.clone());
+                    }
                 }
             }
             let _ = self.log.push(e);
@@ -332,6 +337,7 @@ impl Core {
         };
         let info = lead.info.clone();
         let detector_name = self.settings.detector.name();
+        let members = self.groups.members(&key).unwrap_or_default();
         let Some(g) = self.group_events.get_mut(&key) else {
             return;
         };
@@ -348,6 +354,7 @@ impl Core {
             None => {
                 let mut e = AnomalyEvent::begin(&info, detector_name, f, band, seen.reason, now);
                 e.group = Some(key.clone());
+                e.members = members;
                 g.open = Some(e);
             }
         }

@@ -168,16 +168,46 @@ impl Snapshot {
         }
     }
 
-    /// Every event, running ones included, newest first (by end, then start).
+    /// Every event, running ones included, newest first (by end, then start). A running group
+    /// event, every member's latest, is listed once (through the member it names).
     pub fn events_newest_first(&self) -> Vec<Arc<AnomalyEvent>> {
         let mut all: Vec<Arc<AnomalyEvent>> = self
             .series
             .iter()
-            .filter_map(|s| s.event.as_ref().filter(|e| e.open).cloned())
+            .filter_map(|s| {
+                s.event
+                    .as_ref()
+                    .filter(|e| e.open && e.series == s.info.id)
+                    .cloned()
+            })
             .collect();
         all.extend(self.events.iter().cloned());
         all.sort_by_key(|e| std::cmp::Reverse((e.end, e.start)));
         all
+    }
+
+    /// The events of the series with id or name `key`, newest first: its own and its group's
+    /// (a group event names only the member with the largest error). `None` when no series
+    /// and no kept event has that id or name.
+    pub fn events_of(&self, key: &str) -> Option<Vec<Arc<AnomalyEvent>>> {
+        let ids: Vec<&str> = match self.get(key) {
+            Some(s) => vec![s.info.id.as_str()],
+            None => self
+                .series
+                .iter()
+                .filter(|s| s.info.name == key)
+                .map(|s| s.info.id.as_str())
+                .collect(),
+        };
+        let all = self.events_newest_first();
+        if ids.is_empty() && !all.iter().any(|e| e.series == key || e.name == key) {
+            return None;
+        }
+        Some(
+            all.into_iter()
+                .filter(|e| e.series == key || e.name == key || ids.iter().any(|id| e.involves(id)))
+                .collect(),
+        )
     }
 
     pub fn get(&self, id: &str) -> Option<&SeriesView> {

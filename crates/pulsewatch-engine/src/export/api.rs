@@ -8,7 +8,7 @@
 //! | GET | `/api/v1/series` | every series with its latest point, counters, forecast band and time to threshold (`capacity`) |
 //! | GET | `/api/v1/points?series=ID&limit=N` | the newest N (default 100) scored points of a series |
 //! | GET | `/api/v1/forecast?series=ID` | the series' current forecast (every step and band), its long view (`long`, decimated) and time to threshold |
-//! | GET | `/api/v1/anomalies?since=T&series=ID&limit=N` | anomaly events, newest first: those ending at or after `T` (Unix seconds or RFC 3339, the data's time), of one series (id or name), at most N (default 100) |
+//! | GET | `/api/v1/anomalies?since=T&series=ID&limit=N` | anomaly events, newest first: those ending at or after `T` (Unix seconds or RFC 3339, the data's time), of one series (id or name; a multivariate group's events are each member's), at most N (default 100) |
 //! | POST | `/api/v1/retrain` | body `{"series": ID}` or empty for all: starts a retrain (202) |
 //! | POST | `/api/v1/spike` | body `{"series": ID, "magnitude": 6}`: injects a test spike (202) |
 //!
@@ -254,23 +254,17 @@ async fn anomalies(State(st): State<ApiState>, Query(q): Query<AnomalyQuery>) ->
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    if let Some(id) = q.series.as_deref()
-        && snap.get(id).is_none()
-        && !snap.series.iter().any(|s| s.info.name == id)
-        && !snap.events.iter().any(|e| e.series == id || e.name == id)
-    {
-        return error(StatusCode::NOT_FOUND, format!("no series {id:?}"));
-    }
     let limit = q.limit.unwrap_or(100);
-    let all = snap.events_newest_first();
+    let all = match q.series.as_deref() {
+        Some(id) => match snap.events_of(id) {
+            Some(evs) => evs,
+            None => return error(StatusCode::NOT_FOUND, format!("no series {id:?}")),
+        },
+        None => snap.events_newest_first(),
+    };
     let matching: Vec<_> = all
         .iter()
         .filter(|e| since.is_none_or(|t| e.ends_after(t)))
-        .filter(|e| {
-            q.series
-                .as_deref()
-                .is_none_or(|id| e.series == id || e.name == id)
-        })
         .collect();
     let events: Vec<Value> = matching
         .iter()

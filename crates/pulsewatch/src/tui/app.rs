@@ -483,15 +483,34 @@ impl App {
         self.rows = rows;
         // Events: the same filter (and open group) as the series.
         let group_open = self.group_open.clone();
+        // A multivariate group's event passes when any of its members does.
+        let index = |id: &str| {
+            snap.series
+                .binary_search_by(|s| s.info.id.as_str().cmp(id))
+                .ok()
+        };
         let events: Vec<Arc<AnomalyEvent>> = snap
             .events_newest_first()
             .into_iter()
-            .filter(|e| filter.matches(&e.name, &e.category, &e.series))
+            .filter(|e| {
+                filter.matches(&e.name, &e.category, &e.series)
+                    || e.members.iter().any(|m| {
+                        index(m).is_some_and(|i| {
+                            let info = &snap.series[i].info;
+                            filter.matches(&info.name, &info.category, m)
+                        })
+                    })
+            })
             .filter(|e| match (&group_label, &group_open) {
-                (Some(_), Some(v)) => snap
-                    .series
-                    .binary_search_by(|s| s.info.id.as_str().cmp(&e.series))
-                    .map_or(true, |i| value(i) == v),
+                (Some(_), Some(v)) => match index(&e.series) {
+                    None => true,
+                    Some(i) => {
+                        value(i) == v
+                            || e.members
+                                .iter()
+                                .any(|m| index(m).is_some_and(|j| value(j) == v))
+                    }
+                },
                 _ => true,
             })
             .collect();

@@ -93,6 +93,18 @@ fn an_instance_is_scored_jointly_and_a_break_is_flagged_with_its_largest_error()
             value: row[0],
         };
         core.ingest(info("alone", None), &[p], false);
+        // A running group event is every member's latest, and listed once.
+        if t >= BREAK && t % 5 == 0 {
+            let listed = core.snapshot().events_newest_first();
+            let running = listed
+                .iter()
+                .filter(|e| e.open && e.group.is_some())
+                .count();
+            assert!(
+                running <= 1,
+                "row {t}: the group's running event listed {running} times"
+            );
+        }
     }
     let snap = core.snapshot();
     let events = snap.events_newest_first();
@@ -127,6 +139,28 @@ fn an_instance_is_scored_jointly_and_a_break_is_flagged_with_its_largest_error()
             e.series
         );
     }
+    // Each names the group's members, and each member's events (the API's `series=`) hold
+    // every group event, whichever member led it.
+    for e in &group {
+        let mut members = e.members.clone();
+        members.sort();
+        assert_eq!(members, ["cpu", "latency", "memory"], "{e:?}");
+    }
+    for n in names {
+        let of = snap.events_of(n).expect("a known series");
+        assert_eq!(
+            of.iter().filter(|e| e.group.is_some()).count(),
+            group.len(),
+            "{n}"
+        );
+    }
+    let alone = snap.events_of("alone").expect("a known series");
+    assert!(
+        alone
+            .iter()
+            .all(|e| e.group.is_none() && e.series == "alone")
+    );
+    assert!(snap.events_of("nope").is_none());
     // The group's latest event (running or closed) is every member's.
     let latest = group.iter().map(|e| e.start).max().expect("an event");
     let shown: Vec<_> = names
@@ -148,6 +182,35 @@ fn an_instance_is_scored_jointly_and_a_break_is_flagged_with_its_largest_error()
     assert_eq!(cpu[1..], latency[..latency.len() - 1]);
     assert_ne!(cpu, alone);
     assert!(snap.get("cpu").is_some_and(|v| !v.warming_up));
+
+    // After a restart, the kept group events are back as every member's latest event.
+    core.close_all();
+    let kept = core.snapshot().events.to_vec();
+    assert_eq!(kept.len(), events.len());
+    let mut restarted = Core::new(CoreSettings {
+        source: SourceKind::Host,
+        detector: DetectorKind::LstmAe,
+        detector_cfg: small_group_model(),
+        threshold: 0.5,
+        history: 1000,
+        store: None,
+        events_keep: 100,
+    });
+    restarted.restore_events(kept);
+    for name in names {
+        let p = Point {
+            timestamp: ts(700),
+            value: 0.0,
+        };
+        restarted.ingest(info(name, Some("db-1")), &[p], false);
+    }
+    let after = restarted.snapshot();
+    let latest_start = group.iter().map(|e| e.start).max();
+    for name in names {
+        let ev = after.get(name).and_then(|v| v.event.clone());
+        assert_eq!(ev.as_ref().map(|e| e.start), latest_start, "{name}");
+        assert_eq!(ev.and_then(|e| e.group.clone()).as_deref(), Some("db-1"));
+    }
 }
 
 mod engine_loop {

@@ -739,3 +739,80 @@ fn forecast_tab_shows_time_to_threshold_and_the_long_view() {
     assert!(text.contains(&ui::fmt_time(last + 7 * 86_400)), "{text}");
     assert!(text.contains("w horizon view"), "{text}");
 }
+
+/// A multivariate group's event (kept in the events file, restored by the engine's core) names
+/// the member with the largest error; the Events tab lists it under any member's filter, and
+/// every member shows it as its latest event.
+#[test]
+fn a_group_event_passes_the_filter_of_any_member() {
+    use pulsewatch_core::events::{AnomalyEvent, Flagged};
+    use pulsewatch_engine::sources::source::SeriesInfo;
+    let cfg = Config::default();
+    let settings =
+        pulsewatch_engine::services::core_settings(&cfg, SourceKind::Host).expect("settings");
+    let mut core = Core::new(settings);
+    let info = |name: &str, instance: Option<&str>| SeriesInfo {
+        id: format!("host/{name}"),
+        name: name.into(),
+        category: "host".into(),
+        source: SourceKind::Host,
+        instance: instance.map(str::to_string),
+    };
+    let t0 = 1_700_000_000;
+    let flagged = Flagged {
+        timestamp: t0 + 300,
+        value: 97.0,
+        score: 0.9,
+    };
+    let mut e = AnomalyEvent::begin(
+        &info("cpu", Some("db-1")),
+        "lstm-ae",
+        flagged,
+        None,
+        None,
+        t0,
+    );
+    e.group = Some("db-1".into());
+    e.members = vec!["host/cpu".into(), "host/memory".into()];
+    e.open = false;
+    core.restore_events(vec![Arc::new(e)]);
+    for (name, instance) in [
+        ("cpu", Some("db-1")),
+        ("memory", Some("db-1")),
+        ("disk", None),
+    ] {
+        let pts: Vec<Point> = (0..20)
+            .map(|i| Point {
+                timestamp: t0 + 600 + i * 10,
+                value: 50.0,
+            })
+            .collect();
+        core.ingest(info(name, instance), &pts, false);
+    }
+    let snap = core.snapshot();
+    for id in ["host/cpu", "host/memory"] {
+        let ev = snap
+            .get(id)
+            .and_then(|v| v.event.clone())
+            .expect("restored");
+        assert_eq!(ev.group.as_deref(), Some("db-1"), "{id}");
+    }
+    assert!(snap.get("host/disk").is_some_and(|v| v.event.is_none()));
+    let mut app = tui::new_app(&cfg, snap).expect("app");
+    app.theme = Theme { color: false };
+    app.on_key(&key('4'));
+    assert_eq!(app.events.len(), 1);
+    let text = render(&app, 120, 30).backend().to_string();
+    assert!(text.contains("db-1: cpu"), "{text}");
+    for (filter, shown) in [("memory", 1), ("cpu", 1), ("disk", 0)] {
+        app.on_key(&key('/'));
+        typed(&mut app, filter);
+        press(&mut app, KeyCode::Enter);
+        assert_eq!(app.events.len(), shown, "filter {filter}: {:?}", app.events);
+        app.on_key(&key('/'));
+        for _ in filter.chars() {
+            press(&mut app, KeyCode::Backspace);
+        }
+        press(&mut app, KeyCode::Enter);
+    }
+}
