@@ -241,6 +241,8 @@ pub struct App {
     /// The Forecast tab draws the long view (`[forecast] long_horizon`) instead of the horizon.
     pub long_view: bool,
     holdout_pending: Option<(String, ModelKind)>,
+    /// Points the series had ingested when its held-out accuracy was last asked for.
+    holdout_at: u64,
     /// Set when the screen must be redrawn.
     pub dirty: bool,
     pub sort: SortBy,
@@ -309,6 +311,7 @@ impl App {
             holdout: None,
             long_view: false,
             holdout_pending: None,
+            holdout_at: 0,
             dirty: true,
             sort: SortBy::Name,
             filter_text: String::new(),
@@ -593,7 +596,9 @@ impl App {
     }
 
     /// On the Forecast tab, asks for the held-out accuracy of the selected series once per
-    /// (series, model).
+    /// (series, model), and again once the series has grown by a quarter since (a live or
+    /// replayed series outgrows "too short", and its accuracy moves); the shown result stays
+    /// until the new one arrives.
     fn holdout_effect(&mut self) -> Option<Effect> {
         if self.tab != Tab::Forecast {
             return None;
@@ -601,10 +606,12 @@ impl App {
         let model = self.model()?;
         let s = self.current()?;
         let id = s.info.id.clone();
+        let ingested = s.ingested;
+        let current = ingested < self.holdout_at.saturating_add(self.holdout_at / 4);
         let have = self
             .holdout
             .as_ref()
-            .is_some_and(|h| h.series == id && h.model == model);
+            .is_some_and(|h| h.series == id && h.model == model && current);
         let pending = self
             .holdout_pending
             .as_ref()
@@ -613,6 +620,7 @@ impl App {
             return None;
         }
         self.holdout_pending = Some((id.clone(), model));
+        self.holdout_at = ingested;
         Some(Effect::Engine(Control::Analyse(AnalysisRequest::Holdout {
             series: id,
             model,

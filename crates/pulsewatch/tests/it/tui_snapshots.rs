@@ -816,3 +816,51 @@ fn a_group_event_passes_the_filter_of_any_member() {
         press(&mut app, KeyCode::Enter);
     }
 }
+
+/// The Forecast tab's held-out accuracy is asked for again once the series has grown by a
+/// quarter: a replay's early "too short" does not stay on screen for the rest of the run.
+#[test]
+fn held_out_accuracy_is_asked_again_once_the_series_has_grown() {
+    let cfg = Config::default();
+    let settings =
+        pulsewatch_engine::services::core_settings(&cfg, SourceKind::Nab).expect("settings");
+    let mut core = Core::new(settings);
+    let s = demo::corpus().into_iter().next().expect("a demo series");
+    let points = |range: std::ops::Range<usize>| -> Vec<Point> {
+        range
+            .map(|i| Point {
+                timestamp: s.timestamps[i],
+                value: s.values[i],
+            })
+            .collect()
+    };
+    core.ingest(replay::info(&s), &points(0..400), false);
+    core.forecast_model = "auto".into();
+    let mut app = tui::new_app(&cfg, core.snapshot()).expect("app");
+    let asks = |effects: Vec<Effect>| {
+        effects
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Effect::Engine(Control::Analyse(AnalysisRequest::Holdout { .. }))
+                )
+            })
+            .count()
+    };
+    assert_eq!(asks(app.on_key(&key('2'))), 1);
+    app.set_holdout(HoldoutView {
+        series: s.key.clone(),
+        model: ModelKind::Auto,
+        result: Err("series too short: the series spans less than the 86400s horizon".into()),
+    });
+    // 400 → 480 points: under a quarter more, the result stands.
+    core.ingest(replay::info(&s), &points(400..480), false);
+    assert_eq!(asks(app.set_snapshot(core.snapshot())), 0);
+    // 500 points: asked again, once; the old result stays on screen until the new one.
+    core.ingest(replay::info(&s), &points(480..500), false);
+    assert_eq!(asks(app.set_snapshot(core.snapshot())), 1);
+    assert_eq!(asks(app.set_snapshot(core.snapshot())), 0);
+    let text = render(&app, 120, 40).backend().to_string();
+    assert!(text.contains("series too short"), "{text}");
+}
