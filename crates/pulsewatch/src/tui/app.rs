@@ -505,15 +505,12 @@ impl App {
                     })
             })
             .filter(|e| match (&group_label, &group_open) {
-                (Some(_), Some(v)) => match index(&e.series) {
-                    None => true,
-                    Some(i) => {
-                        value(i) == v
-                            || e.members
-                                .iter()
-                                .any(|m| index(m).is_some_and(|j| value(j) == v))
-                    }
-                },
+                (Some(_), Some(v)) => index(&e.series).is_none_or(|i| {
+                    value(i) == v
+                        || e.members
+                            .iter()
+                            .any(|m| index(m).is_some_and(|j| value(j) == v))
+                }),
                 _ => true,
             })
             .collect();

@@ -28,12 +28,15 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 
+/// The engine's core as `cfg` sets it up for `source`.
+fn core_for(cfg: &Config, source: SourceKind) -> Core {
+    Core::new(pulsewatch_engine::services::core_settings(cfg, source).expect("settings"))
+}
+
 /// The demo series, the first 1,500 points each, scored and forecast.
 fn snapshot() -> Arc<Snapshot> {
     let cfg = Config::default();
-    let settings =
-        pulsewatch_engine::services::core_settings(&cfg, SourceKind::Nab).expect("settings");
-    let mut core = Core::new(settings);
+    let mut core = core_for(&cfg, SourceKind::Nab);
     let fset = ForecastSettings::from_config(&cfg.forecast).expect("forecast settings");
     let mut forecasts = Vec::new();
     for s in demo::corpus() {
@@ -451,9 +454,7 @@ fn no_color_renders_without_colours() {
 fn fleet_snapshot() -> Arc<Snapshot> {
     use pulsewatch_engine::sources::source::SeriesInfo;
     let cfg = Config::default();
-    let settings =
-        pulsewatch_engine::services::core_settings(&cfg, SourceKind::Prometheus).expect("settings");
-    let mut core = Core::new(settings);
+    let mut core = core_for(&cfg, SourceKind::Prometheus);
     let mut k = 0;
     for query in ["load", "requests"] {
         for job in ["api", "node"] {
@@ -715,9 +716,7 @@ fn forecast_tab_shows_time_to_threshold_and_the_long_view() {
         .zip(&s.values)
         .map(|(&timestamp, &value)| Point { timestamp, value })
         .collect();
-    let settings =
-        pulsewatch_engine::services::core_settings(&cfg, SourceKind::Nab).expect("settings");
-    let mut core = Core::new(settings);
+    let mut core = core_for(&cfg, SourceKind::Nab);
     core.ingest(replay::info(&s), &pts, false);
     let fset = ForecastSettings::for_config(&cfg).expect("forecast settings");
     let fit = SeriesForecast::fit(&s.key, &pts, &fset);
@@ -748,9 +747,7 @@ fn a_group_event_passes_the_filter_of_any_member() {
     use pulsewatch_core::events::{AnomalyEvent, Flagged};
     use pulsewatch_engine::sources::source::SeriesInfo;
     let cfg = Config::default();
-    let settings =
-        pulsewatch_engine::services::core_settings(&cfg, SourceKind::Host).expect("settings");
-    let mut core = Core::new(settings);
+    let mut core = core_for(&cfg, SourceKind::Host);
     let info = |name: &str, instance: Option<&str>| SeriesInfo {
         id: format!("host/{name}"),
         name: name.into(),
@@ -822,9 +819,7 @@ fn a_group_event_passes_the_filter_of_any_member() {
 #[test]
 fn held_out_accuracy_is_asked_again_once_the_series_has_grown() {
     let cfg = Config::default();
-    let settings =
-        pulsewatch_engine::services::core_settings(&cfg, SourceKind::Nab).expect("settings");
-    let mut core = Core::new(settings);
+    let mut core = core_for(&cfg, SourceKind::Nab);
     let s = demo::corpus().into_iter().next().expect("a demo series");
     let points = |range: std::ops::Range<usize>| -> Vec<Point> {
         range
