@@ -19,9 +19,10 @@
 //! | 6 | mean of the last `long` (60) values | both |
 //! | 7 | change-point evidence: two-sided CUSUM | up |
 //!
-//! Every constant is a field of [`PulseParams`]; the defaults are the round prior (every
-//! feature weighted and remembered alike) with `reach` chosen by `pulsewatch tune`, the
-//! procedure whose held-out NAB score was best (`docs/detectors.md`).
+//! Every constant is a field of [`PulseParams`]; the defaults are the constants hand-tuned on
+//! all 58 NAB files before the held-out protocol, with `reach` chosen by `pulsewatch tune`
+//! (see [`PulseParams::default`]); `tune` starts from the round prior
+//! ([`PulseParams::prior`]) and `docs/detectors.md` gives each procedure's held-out score.
 //!
 //! The daily profile is an EWMA (`profile_rate` per day) of the value at each time of day, kept
 //! in at most 288 bins (5-minute resolution) whatever the sampling interval. The daily period in
