@@ -931,6 +931,39 @@ mod tests {
     }
 
     #[test]
+    fn one_indexed_weight_is_all_that_moves() {
+        // `--only 'weights[0]'` (docs/detectors.md's best procedure) moves the value's weight
+        // and nothing else; `weights` would move all eight.
+        let c = corpus(6);
+        let files: Vec<usize> = (0..6).collect();
+        let prior = PulseParams::prior();
+        let tuned = tune(
+            &c,
+            &files,
+            profiles()[0].costs,
+            &prior,
+            &TuneSettings {
+                budget: 20,
+                seed: 3,
+                only: vec!["weights[0]".into()],
+                ..TuneSettings::default()
+            },
+            &pulse_scorer(&c),
+            &mut |_, _| {},
+        )
+        .expect("tune");
+        let (got, start) = (tuned.params.to_vec(), prior.to_vec());
+        let moved: Vec<String> = PulseParams::dims()
+            .iter()
+            .zip(got.iter().zip(&start))
+            .filter(|(_, (a, b))| a != b)
+            .map(|(d, _)| d.name.clone())
+            .collect();
+        assert!(moved.iter().all(|n| n == "weights[0]"), "moved {moved:?}");
+        assert!(tuned.evaluations > 1, "{} evaluations", tuned.evaluations);
+    }
+
+    #[test]
     fn a_detector_without_a_tuning_procedure_gets_held_out_thresholds_only() {
         let c = corpus(6);
         let build = || {
