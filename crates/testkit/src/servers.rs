@@ -61,6 +61,23 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// A port on 127.0.0.1 that refuses connections, for "service down" tests. A port from
+/// [`free_port`] is free only until some other test's server binds it (tests run in parallel,
+/// and one such collision turned a "push fails" run into a push to another test's Pushgateway):
+/// this one is below 1024, where the kernel never hands out ports for binding port 0, so no
+/// test server started through [`free_port`] can take it.
+pub fn closed_port() -> u16 {
+    (1..1024)
+        .find(|&p| {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], p));
+            matches!(
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+            )
+        })
+        .expect("a refused port below 1024 on 127.0.0.1")
+}
+
 /// A running server, killed on drop.
 pub struct Server {
     pub name: &'static str,

@@ -389,7 +389,7 @@ fn promql_source_reads_node_exporter_cpu_through_prometheus() {
     assert!(series.iter().any(|s| s["category"] == "network_errors"));
 
     // A dead Prometheus: every query fails, --once says so and exits non-zero.
-    let dead = servers::free_port();
+    let dead = servers::closed_port();
     let out = pulsewatch(tmp.path())
         .args(["--once", "--source", "prometheus"])
         .env(
@@ -525,7 +525,7 @@ fn credentials_never_reach_logs_or_output() {
         .args(["--once", "--source", "host"])
         .env(
             "PULSEWATCH_PUSHGATEWAY_URL",
-            format!("http://127.0.0.1:{}", servers::free_port()),
+            format!("http://127.0.0.1:{}", servers::closed_port()),
         )
         .env("PULSEWATCH_PUSHGATEWAY_BEARER_TOKEN", secrets[1])
         .env("PULSEWATCH_API_TOKEN", secrets[2])
