@@ -3,8 +3,8 @@
 //! `realKnownCause/machine_temperature_system_failure.csv`; otherwise synthetic series of the same
 //! length). The horizon is one day (288 five-minute steps). Regularisation is done once, outside
 //! the measurement. Prophet's one-off optimizer start is timed and printed separately.
-//! `prophet` uses the default WebAssembly Stan optimizer, `prophet_native` the L-BFGS one
-//! (`[forecast.prophet] optimizer = "native"`).
+//! `prophet` uses the default native optimizer (Stan's L-BFGS in Rust), `prophet_wasmstan` the
+//! WebAssembly Stan one (`[forecast.prophet] optimizer = "wasmstan"`).
 //! `auto_kept` is auto refitting a kept choice (the forecast service between validations).
 //! Goals (issue #4): mstl ≤ 30 ms and prophet ≤ 100 ms on the 4,000-point series; issue #17:
 //! auto (fit and selection) ≤ 50 ms.
@@ -58,13 +58,13 @@ fn bench(c: &mut Criterion) {
         ),
     ];
     let settings = ForecastSettings::default();
-    let mut native = ForecastSettings::default();
-    native.prophet.optimizer = ProphetOptimizer::Native;
+    let mut wasmstan = ForecastSettings::default();
+    wasmstan.prophet.optimizer = ProphetOptimizer::Wasmstan;
     let variants = [
         ("mstl", ModelKind::Mstl, &settings),
         ("ets", ModelKind::Ets, &settings),
         ("prophet", ModelKind::Prophet, &settings),
-        ("prophet_native", ModelKind::Prophet, &native),
+        ("prophet_wasmstan", ModelKind::Prophet, &wasmstan),
         ("snaive", ModelKind::SeasonalNaive, &settings),
         ("smedian", ModelKind::SeasonalMedian, &settings),
         ("theta", ModelKind::Theta, &settings),

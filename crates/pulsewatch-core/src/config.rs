@@ -821,8 +821,8 @@ pub struct ProphetConfig {
     pub seasonality_mode: SeasonalityMode,
     /// "auto", or a list such as ["daily", "weekly"].
     pub seasonalities: Vec<String>,
-    /// "wasmstan" (Prophet's Stan model compiled to WebAssembly, run by wasmtime) or "native"
-    /// (the same objective solved by L-BFGS then OWL-QN in Rust; 3 to 5x faster).
+    /// "native" (Stan's L-BFGS on Prophet's objective, in Rust; the default) or "wasmstan"
+    /// (Prophet's Stan model compiled to WebAssembly, run by wasmtime; 3 to 5x slower).
     pub optimizer: ProphetOptimizer,
 }
 impl Default for ProphetConfig {
@@ -831,7 +831,7 @@ impl Default for ProphetConfig {
             changepoint_prior_scale: 0.05,
             seasonality_mode: SeasonalityMode::Additive,
             seasonalities: vec!["auto".into()],
-            optimizer: ProphetOptimizer::Wasmstan,
+            optimizer: ProphetOptimizer::Native,
         }
     }
 }

@@ -77,7 +77,8 @@ pub enum SeasonChoice {
 pub enum ProphetOptimizer {
     /// augurs' WebAssembly build of Prophet's Stan model (JIT-compiled once per process).
     Wasmstan,
-    /// [`prophet_native::NativeOptimizer`]: L-BFGS on the same objective, in Rust.
+    /// [`prophet_native::NativeOptimizer`]: Stan's L-BFGS on the same objective, in Rust (the
+    /// default).
     Native,
 }
 
@@ -278,7 +279,7 @@ impl Default for ForecastSettings {
                 changepoint_prior_scale: 0.05,
                 seasonality_mode: SeasonalityMode::Additive,
                 seasonalities: SeasonChoice::Auto,
-                optimizer: ProphetOptimizer::Wasmstan,
+                optimizer: ProphetOptimizer::Native,
             },
             mstl_periods: SeasonChoice::Auto,
         }

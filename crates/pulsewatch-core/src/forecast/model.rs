@@ -17,11 +17,12 @@
 //!   no, additive or damped trend, chosen by AICc) on the last [`ETS_WINDOW`] values; the best
 //!   candidate whose forecast stays finite is used (a multiplicative-error model can overflow over
 //!   a long horizon).
-//! * **prophet**: augurs-prophet, fitted by `[forecast.prophet] optimizer`: `wasmstan` (default:
-//!   Prophet's Stan model compiled to WebAssembly and JIT-compiled once per process, about 0.5 s
-//!   in release builds) or `native` ([`super::prophet_native`]: the same objective by L-BFGS then
-//!   OWL-QN in Rust, 3 to 5x faster). It is given only the observed slots (no filled values). Prophet's
-//!   intervals come from random trend simulations, so they vary a little between runs.
+//! * **prophet**: augurs-prophet, fitted by `[forecast.prophet] optimizer`: `native` (default:
+//!   [`super::prophet_native`], Stan's L-BFGS on Prophet's objective in Rust) or `wasmstan`
+//!   (Prophet's Stan model compiled to WebAssembly and JIT-compiled once per process, about 0.5 s
+//!   in release builds; the same search, 3 to 5x slower). It is given only the observed slots (no
+//!   filled values). Prophet's intervals come from random trend simulations, so they vary a little
+//!   between runs.
 //!
 //! * **snaive** (seasonal naive, written here: a one-liner no crate is needed for): the value
 //!   one season before each step, the season being the longest of the periods mstl would use
@@ -717,8 +718,8 @@ fn fit_prophet(
     let mut comps: Vec<&str> = pred.seasonalities.keys().map(String::as_str).collect();
     comps.sort_unstable();
     let via = match p.optimizer {
-        ProphetOptimizer::Native => ", native optimizer",
-        ProphetOptimizer::Wasmstan => "",
+        ProphetOptimizer::Native => "",
+        ProphetOptimizer::Wasmstan => ", wasmstan optimizer",
     };
     out.detail = if comps.is_empty() {
         format!("Prophet(no seasonality{via})")

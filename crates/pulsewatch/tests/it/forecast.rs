@@ -505,9 +505,10 @@ fn prophet_fits_a_short_synthetic_series() {
     }
 }
 
-/// Fits Prophet (default options) on `(ts, vs)` with both optimizers on the same problem and
-/// returns Stan's and the native objective and σ: (stan, native, σ stan, σ native).
-fn both_optimizers(ts: Vec<i64>, vs: Vec<f64>) -> (f64, f64, f64, f64) {
+/// Fits Prophet (default options) on `(ts, vs)` with both optimizers on the same problem, each
+/// stopped after `iter` iterations if given, and returns Stan's and the native objective and the
+/// largest difference of their parameters: (stan, native, max |Δx|).
+fn both_optimizers(ts: Vec<i64>, vs: Vec<f64>, iter: Option<u32>) -> (f64, f64, f64) {
     use std::sync::{Arc, Mutex};
 
     use augurs::prophet::optimizer::{
@@ -517,9 +518,9 @@ fn both_optimizers(ts: Vec<i64>, vs: Vec<f64>) -> (f64, f64, f64, f64) {
     use augurs::prophet::{OptProphetOptions, Prophet, TrainingData};
     use pulsewatch_core::forecast::prophet_native::{NativeOptimizer, objective};
 
-    type Record = Arc<Mutex<Option<(f64, f64, f64, f64)>>>;
+    type Record = Arc<Mutex<Option<(f64, f64, f64)>>>;
     #[derive(Debug)]
-    struct Both(WasmstanOptimizer, Record);
+    struct Both(WasmstanOptimizer, Option<u32>, Record);
     impl Optimizer for Both {
         fn optimize(
             &self,
@@ -527,22 +528,28 @@ fn both_optimizers(ts: Vec<i64>, vs: Vec<f64>) -> (f64, f64, f64, f64) {
             data: &Data,
             opts: &OptimizeOpts,
         ) -> Result<OptimizedParams, Error> {
+            let opts = &OptimizeOpts {
+                iter: self.1.or(opts.iter),
+                ..opts.clone()
+            };
             let stan = self.0.optimize(init, data, opts)?;
             let native = NativeOptimizer::default().optimize(init, data, opts)?;
             let j = opts.jacobian.unwrap_or(false);
-            if let Ok(mut slot) = self.1.lock() {
-                *slot = Some((
-                    objective(data, &stan, j),
-                    objective(data, &native, j),
-                    f64::from(stan.sigma_obs),
-                    f64::from(native.sigma_obs),
-                ));
+            let dx = [(stan.k, native.k), (stan.m, native.m)]
+                .into_iter()
+                .chain(stan.delta.iter().copied().zip(native.delta.iter().copied()))
+                .chain(stan.beta.iter().copied().zip(native.beta.iter().copied()))
+                .chain([(stan.sigma_obs.ln(), native.sigma_obs.ln())])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            if let Ok(mut slot) = self.2.lock() {
+                *slot = Some((objective(data, &stan, j), objective(data, &native, j), dx));
             }
             Ok(native)
         }
     }
     let record: Record = Arc::new(Mutex::new(None));
-    let both = Both(WasmstanOptimizer::new(), record.clone());
+    let both = Both(WasmstanOptimizer::new(), iter, record.clone());
     let mut p = Prophet::new(OptProphetOptions::default().into(), both);
     p.fit(TrainingData::new(ts, vs).expect("data"), Default::default())
         .expect("fits");
@@ -553,25 +560,32 @@ fn both_optimizers(ts: Vec<i64>, vs: Vec<f64>) -> (f64, f64, f64, f64) {
 #[test]
 fn native_prophet_optimizer_matches_the_stan_optimizer() {
     let (ts, vs) = synthetic(10 * 24, 3600, 10.0, 0.0, 0.5);
-    let (stan, native, s_stan, s_native) = both_optimizers(ts, vs);
+    // The same search: the same point after ten iterations, and about the same optimum.
+    let (stan, native, dx) = both_optimizers(ts.clone(), vs.clone(), Some(10));
     assert!(
-        native <= stan + 1e-6 * stan.abs().max(1.0),
+        (native - stan).abs() <= 1e-9 * stan.abs().max(1.0) && dx < 1e-6,
+        "10 iterations: native objective {native} vs Stan's {stan}, parameters {dx}"
+    );
+    let (stan, native, _) = both_optimizers(ts, vs, None);
+    assert!(
+        (native - stan).abs() <= 1e-3 * stan.abs().max(1.0),
         "native objective {native} vs Stan's {stan}"
     );
-    assert!(
-        (s_native / s_stan - 1.0).abs() < 0.01,
-        "sigma {s_native} vs {s_stan}"
-    );
 
-    // Through the model: the native optimizer gives the same forecast.
+    // Through the model: the default (native) optimizer gives wasmstan's forecast.
     let (ts, vs) = synthetic(10 * 24, 3600, 10.0, 0.0, 0.5);
     let r = regularise(&ts, &vs).expect("regularises");
     let mut cfg = ForecastConfig::default();
-    cfg.prophet.optimizer = pulsewatch_core::forecast::ProphetOptimizer::Native;
-    let native = ForecastSettings::from_config(&cfg).expect("valid");
-    let a = forecast(&r, &settings(), ModelKind::Prophet, 24).expect("wasmstan");
-    let b = forecast(&r, &native, ModelKind::Prophet, 24).expect("native");
-    assert!(b.detail.contains("native"), "{}", b.detail);
+    cfg.prophet.optimizer = pulsewatch_core::forecast::ProphetOptimizer::Wasmstan;
+    let wasmstan = ForecastSettings::from_config(&cfg).expect("valid");
+    assert_eq!(
+        settings().prophet.optimizer,
+        pulsewatch_core::forecast::ProphetOptimizer::Native
+    );
+    let a = forecast(&r, &wasmstan, ModelKind::Prophet, 24).expect("wasmstan");
+    let b = forecast(&r, &settings(), ModelKind::Prophet, 24).expect("native");
+    assert!(a.detail.contains("wasmstan"), "{}", a.detail);
+    assert!(!b.detail.contains("wasmstan"), "{}", b.detail);
     for i in 0..24 {
         assert!(
             (a.point[i] - b.point[i]).abs() < 0.05,
@@ -1255,13 +1269,15 @@ fn thresholds_are_validated_with_the_entry_named() {
     );
 }
 
-/// Issue 17's parity check: on real NAB series the native optimizer reaches (at least) the
-/// optimum Stan's L-BFGS finds for the same MAP objective, to 1e-6 relative. The last two are
-/// the series whose whole-series fit L-BFGS alone left above Stan's optimum (by 1.9e-5 and
-/// 9.1e-6) before the OWL-QN stage; with it, every non-constant NAB series' native objective is
-/// the lower, on the whole series and on the held-out fits (`docs/forecasting.md`).
+/// Issue 17's parity check: the native optimizer is Stan's L-BFGS, step for step. On real NAB
+/// series (whole series), stopped after 20 iterations both optimizers are at the same point to
+/// rounding (objective within 1e-9, parameters within 1e-6; measured at most 8.3e-13 and 3.6e-11
+/// on these seven). Run to convergence, the paths have parted (rounding
+/// differences grow along Prophet's flat valley) and both stop near the same optimum: within
+/// 5e-3 relative (`docs/forecasting.md`: Stan itself moves by up to 7.7e-4 when the seasonal
+/// columns are reversed).
 #[test]
-fn native_prophet_optimizer_reaches_stan_s_optimum_on_nab_series() {
+fn native_prophet_optimizer_is_stan_s_search_on_nab_series() {
     let Some(root) = corpus::nab_root() else {
         return;
     };
@@ -1282,9 +1298,22 @@ fn native_prophet_optimizer_reaches_stan_s_optimum_on_nab_series() {
             .filter(|&i| r.observed[i])
             .map(|i| (r.timestamp(i), r.values[i]))
             .unzip();
-        let (stan, native, _, _) = both_optimizers(ds, y);
+        let (stan, native, dx) = both_optimizers(ds.clone(), y.clone(), Some(20));
+        eprintln!(
+            "{key}: 20 iterations: objective {:.2e}, parameters {dx:.2e}",
+            (native - stan) / stan.abs().max(1.0)
+        );
         assert!(
-            native <= stan + 1e-6 * stan.abs().max(1.0),
+            (native - stan).abs() <= 1e-9 * stan.abs().max(1.0) && dx < 1e-6,
+            "{key}, 20 iterations: native objective {native} vs Stan's {stan}, parameters {dx}"
+        );
+        let (stan, native, dx) = both_optimizers(ds, y, None);
+        eprintln!(
+            "{key}: converged: objective {:.2e}, parameters {dx:.2e}",
+            (native - stan) / stan.abs().max(1.0)
+        );
+        assert!(
+            (native - stan).abs() <= 5e-3 * stan.abs().max(1.0),
             "{key}: native objective {native} vs Stan's {stan}"
         );
     }
