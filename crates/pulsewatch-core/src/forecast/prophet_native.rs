@@ -291,7 +291,7 @@ fn cubic_interp(df0: f64, x1: f64, f1: f64, df1: f64, lo: f64, hi: f64) -> f64 {
     min_x
 }
 
-/// One trial point of a line search: where it is, its value, gradient and slope along `p`.
+/// One trial point of a line search: where it is, its value and its gradient.
 struct Trial<'a> {
     x: &'a mut [f64],
     f: f64,
