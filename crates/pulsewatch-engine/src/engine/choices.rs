@@ -5,8 +5,12 @@
 //! fleet of ten thousand).
 //!
 //! The file (`auto-choices.json` in `[retrain] model_dir`, one per shard when sharded) holds the
-//! choices of the series of the latest run, with the horizon and interval width they were validated for; a file made for
-//! other settings is ignored. It is a cache: one that cannot be read or parsed is reported once
+//! choices of the series of the latest run, with the horizon and interval width they were
+//! validated for; a file made for other settings is ignored. Choices of series the run did not
+//! have (another configuration's, run from another cron line with the same model folder) are
+//! carried over while they could still be reused ([`carry_over`]), so two such jobs do not undo
+//! each other's validations; two runs writing at the same moment may still lose one's new
+//! choices (the next run validates those series again). It is a cache: one that cannot be read or parsed is reported once
 //! (naming the file) and replaced by the next run's choices; it is written atomically (a
 //! temporary file renamed over it), so a run that stops half-way leaves the previous one.
 
@@ -60,6 +64,26 @@ pub fn load(
     let same = file.horizon_secs == settings.horizon.as_secs()
         && file.interval_width == settings.interval_width;
     Ok(if same { file.choices } else { BTreeMap::new() })
+}
+
+/// Adds to `keep` (this run's choices) the choices in `previous` (the file as loaded) of series
+/// this run did not forecast (`ran` is false for them) that could still be reused: validated
+/// less than `horizon_secs` before the newest validation in `keep` (older ones would be
+/// validated again anyway, and a series that is gone drops out). With nothing validated in this
+/// run there is no reference time and all of them are carried over.
+pub fn carry_over(
+    keep: &mut BTreeMap<String, AutoMemo>,
+    previous: BTreeMap<String, AutoMemo>,
+    ran: impl Fn(&str) -> bool,
+    horizon_secs: i64,
+) {
+    let newest = keep.values().map(|m| m.validated_end).max();
+    for (id, memo) in previous {
+        let fresh = newest.is_none_or(|n| n - memo.validated_end < horizon_secs);
+        if !ran(&id) && fresh {
+            keep.entry(id).or_insert(memo);
+        }
+    }
 }
 
 /// Writes `choices` for `settings` to `path` atomically (creating its folder).

@@ -239,6 +239,8 @@ pub fn run_batch(
                 .filter(|(id, m)| kept.get(*id) == Some(*m))
                 .count();
             tracing::info!(target: "pulsewatch::analysis", reused, validated = keep.len() - reused, file = %path.display(), "auto's choices");
+            let horizon = i64::try_from(f.horizon.as_secs()).unwrap_or(i64::MAX);
+            choices::carry_over(&mut keep, kept, |id| core.series.contains_key(id), horizon);
             if let Err(e) = choices::save(path, f, keep) {
                 tracing::warn!(target: "pulsewatch::analysis", error = %e, "cannot keep auto's choices for the next run");
             }

@@ -688,6 +688,70 @@ fn anomaly_events_survive_a_restart_and_the_api_lists_them() {
     });
 }
 
+/// Daily waves (five-minute steps, a little deterministic noise) named `ids`, `hours` long.
+fn daily_series(ids: &[&str], hours: i64) -> Vec<SourceEvent> {
+    let step = 300;
+    let t0 = 1_700_006_400;
+    let n = hours * 3600 / step;
+    ids.iter()
+        .enumerate()
+        .map(|(k, id)| SourceEvent::Points {
+            info: SeriesInfo {
+                id: (*id).into(),
+                name: (*id).into(),
+                category: "c".into(),
+                source: SourceKind::Nab,
+                instance: None,
+            },
+            points: (0..n)
+                .map(|i| {
+                    let t = t0 + i * step;
+                    let day = 2.0 * std::f64::consts::PI * (t % 86_400) as f64 / 86_400.0;
+                    Point {
+                        timestamp: t,
+                        value: 10.0 * (k + 1) as f64 * (1.0 + day.sin())
+                            + ((i * 7919 + k as i64) % 17) as f64 / 17.0,
+                    }
+                })
+                .collect(),
+            restart: false,
+        })
+        .collect()
+}
+
+/// Two batch configurations (two cron lines, different series) sharing one model folder keep
+/// each other's `auto` choices: a run of the one carries the other's over while they could
+/// still be reused, so the other's next run reuses them instead of validating again; choices a
+/// horizon older than the run's own are dropped (the series is gone, or they would be validated
+/// again anyway).
+#[test]
+fn batch_runs_of_two_configurations_sharing_a_model_folder_keep_each_other_s_choices() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("models").join(engine::choices::FILE);
+    let mut s = settings(SourceKind::Nab, true);
+    s.core.history = 5000;
+    s.auto_choices_file = Some(file.clone());
+    let saved = || -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("choices file")).expect("json")
+    };
+    let validated = |id: &str| saved()["choices"][id]["validated_end"].as_i64();
+    // Configuration one (series a, b), then configuration two (series x), a few hours apart.
+    engine::run_batch(&s, daily_series(&["a", "b"], 6 * 24)).expect("one");
+    let a1 = validated("a").expect("a validated");
+    engine::run_batch(&s, daily_series(&["x"], 6 * 24 + 3)).expect("two");
+    assert!(validated("x").is_some(), "{}", saved());
+    assert_eq!(validated("a"), Some(a1), "two's run dropped one's choices");
+    assert!(validated("b").is_some());
+    // One again, two hours later: its choices are reused (not validated again), and two's kept.
+    engine::run_batch(&s, daily_series(&["a", "b"], 6 * 24 + 2)).expect("one again");
+    assert_eq!(validated("a"), Some(a1));
+    let x = validated("x").expect("x kept");
+    // Two, two days later: one's choices are a horizon older than its own and are dropped.
+    engine::run_batch(&s, daily_series(&["x"], 8 * 24 + 3)).expect("two later");
+    assert!(validated("x").is_some_and(|e| e > x));
+    assert_eq!(validated("a"), None, "{}", saved());
+}
+
 /// Batch mode (`--once`) keeps `auto`'s validated choices in a file between runs: a run with
 /// less than a horizon of new data reuses them (the validation time stays), one a day later
 /// validates again; a corrupt file or one made for another interval width is not used (and is
@@ -699,36 +763,7 @@ fn batch_runs_keep_auto_s_choices_between_runs() {
     let mut s = settings(SourceKind::Nab, true);
     s.core.history = 5000;
     s.auto_choices_file = Some(file.clone());
-    let step = 300;
-    let t0 = 1_700_006_400;
-    let events = |days_and_hours: i64| -> Vec<SourceEvent> {
-        let n = days_and_hours * 3600 / step;
-        ["a", "b"]
-            .iter()
-            .enumerate()
-            .map(|(k, id)| SourceEvent::Points {
-                info: SeriesInfo {
-                    id: (*id).into(),
-                    name: (*id).into(),
-                    category: "c".into(),
-                    source: SourceKind::Nab,
-                    instance: None,
-                },
-                points: (0..n)
-                    .map(|i| {
-                        let t = t0 + i * step;
-                        let day = 2.0 * std::f64::consts::PI * (t % 86_400) as f64 / 86_400.0;
-                        Point {
-                            timestamp: t,
-                            value: 10.0 * (k + 1) as f64 * (1.0 + day.sin())
-                                + ((i * 7919 + k as i64) % 17) as f64 / 17.0,
-                        }
-                    })
-                    .collect(),
-                restart: false,
-            })
-            .collect()
-    };
+    let events = |hours: i64| daily_series(&["a", "b"], hours);
     let saved = || -> Value {
         serde_json::from_str(&std::fs::read_to_string(&file).expect("choices file")).expect("json")
     };
