@@ -8,11 +8,14 @@
 //! choices of the series of the latest run, with the horizon and interval width they were
 //! validated for; a file made for other settings is ignored. Choices of series the run did not
 //! have (another configuration's, run from another cron line with the same model folder) are
-//! carried over while they could still be reused ([`carry_over`]), so two such jobs do not undo
-//! each other's validations; two runs writing at the same moment may still lose one's new
-//! choices (the next run validates those series again). It is a cache: one that cannot be read or parsed is reported once
-//! (naming the file) and replaced by the next run's choices; it is written atomically (a
-//! temporary file renamed over it), so a run that stops half-way leaves the previous one.
+//! carried over while they could still be reused ([`carry_over`]: validated less than a horizon
+//! before the run's newest validation, in data time, so a replay of old data and a live job
+//! sharing a folder still drop each other's), so two such jobs do not undo each other's
+//! validations; two runs writing at the same moment may still lose one's new choices (the next
+//! run validates those series again). It is a cache: one that cannot be read or parsed is
+//! reported once (naming the file) and replaced by the next run's choices; it is written
+//! atomically (a temporary file renamed over it), so a run that stops half-way leaves the
+//! previous one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
