@@ -163,11 +163,19 @@ fn load_corpus(root: &Path, labels: Option<&Path>) -> Result<Corpus> {
 }
 
 /// Writes every panic, with a backtrace, to the log file before the previous hook runs (the
-/// TUI's hook, installed later, restores the terminal first and then calls this one).
+/// TUI's hook, installed later, restores the terminal first and then calls this one). Only the
+/// first panic reaches the previous hook (the report on the terminal): a panic elsewhere while
+/// the process unwinds from it (a task of the runtime being shut down) goes to the log only, so
+/// the report on screen names the cause, not an echo of it.
 fn log_panics() {
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let bt = std::backtrace::Backtrace::force_capture();
+        if REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tracing::error!(target: "pulsewatch", "panic after an earlier one (not shown on the terminal): {info}\n{bt}");
+            return;
+        }
         tracing::error!(target: "pulsewatch", "panic: {info}\n{bt}");
         prev(info);
     }));
