@@ -20,6 +20,7 @@ use augurs::prophet::{OptProphetOptions, PredictionData, Prophet, TrainingData};
 use pulsewatch_core::forecast::prophet_native::{NativeOptimizer, objective};
 use pulsewatch_core::forecast::regularise;
 use pulsewatch_core::nab::read_series;
+use pulsewatch_core::num::median;
 
 /// The objective of the last answer an optimizer gave.
 type Seen = Arc<Mutex<Option<f64>>>;
@@ -92,11 +93,6 @@ fn fit<O: Optimizer + 'static>(
     let pred = p.predict(future)?;
     let f = seen.lock().ok().and_then(|s| *s);
     Ok((pred.yhat.point, f.unwrap_or(f64::NAN)))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -185,10 +181,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{name} against stan, {} series: objective median {:.2e}, max {:.2e}, within 1e-6 on {}; \
              held-out MAE median {:.2} %, max {:.1} %, within 1 % on {}, within 5 % on {}",
             rows.len(),
-            median(f.clone()),
+            median(f.iter().copied()).unwrap_or(f64::NAN),
             f.iter().copied().fold(0.0, f64::max),
             f.iter().filter(|&&x| x <= 1e-6).count(),
-            100.0 * median(m.clone()),
+            100.0 * median(m.iter().copied()).unwrap_or(f64::NAN),
             100.0 * m.iter().copied().fold(0.0, f64::max),
             m.iter().filter(|&&x| x < 0.01).count(),
             m.iter().filter(|&&x| x < 0.05).count(),

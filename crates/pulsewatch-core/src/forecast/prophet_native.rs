@@ -54,7 +54,23 @@ struct Problem<'a> {
     k: usize,
 }
 
-impl Problem<'_> {
+impl<'a> Problem<'a> {
+    /// The problem of `d` (a logistic trend is read as linear: the caller rejects it).
+    fn new(d: &'a Data, jacobian: bool) -> Self {
+        Problem {
+            d,
+            active: d
+                .t
+                .iter()
+                .map(|&t| d.t_change.partition_point(|&c| c <= t))
+                .collect(),
+            flat: d.trend_indicator == TrendIndicator::Flat,
+            jacobian,
+            s: d.t_change.len(),
+            k: d.K.max(0) as usize,
+        }
+    }
+
     fn dim(&self) -> usize {
         3 + self.s + self.k
     }
@@ -160,35 +176,19 @@ impl Optimizer for NativeOptimizer {
         data: &Data,
         opts: &OptimizeOpts,
     ) -> Result<OptimizedParams, OptError> {
-        let flat = match data.trend_indicator {
-            TrendIndicator::Linear => false,
-            TrendIndicator::Flat => true,
-            TrendIndicator::Logistic => {
-                return Err(OptError::static_str(
-                    "the native optimizer supports linear and flat trends only",
-                ));
-            }
-        };
-        let (n, s, kk) = (data.y.len(), data.t_change.len(), data.K.max(0) as usize);
+        if data.trend_indicator == TrendIndicator::Logistic {
+            return Err(OptError::static_str(
+                "the native optimizer supports linear and flat trends only",
+            ));
+        }
+        let (n, kk) = (data.y.len(), data.K.max(0) as usize);
         if data.t.len() != n || data.X.len() != n * kk || data.sigmas.len() != kk {
             return Err(OptError::static_str("inconsistent Prophet data dimensions"));
         }
         if data.t.windows(2).any(|w| w[1] < w[0]) || data.t_change.windows(2).any(|w| w[1] < w[0]) {
             return Err(OptError::static_str("times or changepoints are not sorted"));
         }
-        let active: Vec<usize> = data
-            .t
-            .iter()
-            .map(|&t| data.t_change.partition_point(|&c| c <= t))
-            .collect();
-        let p = Problem {
-            d: data,
-            active,
-            flat,
-            jacobian: opts.jacobian.unwrap_or(false),
-            s,
-            k: kk,
-        };
+        let p = Problem::new(data, opts.jacobian.unwrap_or(false));
         let dim = p.dim();
         let mut x = Vec::with_capacity(dim);
         x.push(init.k);
@@ -229,20 +229,7 @@ fn finish(p: &Problem<'_>, x: &[f64], mut trend: Vec<f64>) -> Result<OptimizedPa
 /// Prophet's objective (see the module docs) at `params`, for checking optimizers against each
 /// other: lower is better.
 pub fn objective(data: &Data, params: &OptimizedParams, jacobian: bool) -> f64 {
-    let s = data.t_change.len();
-    let kk = data.K.max(0) as usize;
-    let p = Problem {
-        d: data,
-        active: data
-            .t
-            .iter()
-            .map(|&t| data.t_change.partition_point(|&c| c <= t))
-            .collect(),
-        flat: data.trend_indicator == TrendIndicator::Flat,
-        jacobian,
-        s,
-        k: kk,
-    };
+    let p = Problem::new(data, jacobian);
     let mut x = vec![params.k, params.m];
     x.extend_from_slice(&params.delta);
     x.push(f64::from(params.sigma_obs).ln());
@@ -304,6 +291,8 @@ struct LineStart<'a> {
     x0: &'a [f64],
     f0: f64,
     p: &'a [f64],
+    /// The slope `g·p` at the start, and its Wolfe multiples.
+    dfp: f64,
     c1dfp: f64,
     c2dfp: f64,
 }
@@ -385,13 +374,12 @@ fn zoom(
 fn wolfe(
     p: &Problem<'_>,
     ls: &LineStart<'_>,
-    dfp: f64,
     alpha: &mut f64,
     t: &mut Trial<'_>,
     trend: &mut [f64],
 ) -> bool {
     let (mut alpha0, mut alpha1) = (LS_MIN_ALPHA, *alpha);
-    let (mut prev_f, mut prev_dfp) = (ls.f0, dfp);
+    let (mut prev_f, mut prev_dfp) = (ls.f0, ls.dfp);
     let (mut nits, mut restarts) = (0usize, 0usize);
     loop {
         if nits >= LS_MAX_ITS {
@@ -533,6 +521,7 @@ fn stan_lbfgs(
                 x0: &xk,
                 f0: fk,
                 p: &pk,
+                dfp,
                 c1dfp: LS_C1 * dfp,
                 c2dfp: LS_C2 * dfp,
             };
@@ -541,7 +530,7 @@ fn stan_lbfgs(
                 f: fk1,
                 g: &mut gk1,
             };
-            let ok = wolfe(p, &ls, dfp, &mut alpha, &mut t, trend);
+            let ok = wolfe(p, &ls, &mut alpha, &mut t, trend);
             fk1 = t.f;
             if ok {
                 break alpha;
