@@ -11,11 +11,12 @@
 //! carried over while they could still be reused ([`carry_over`]: validated less than a horizon
 //! before the run's newest validation, in data time, so a replay of old data and a live job
 //! sharing a folder still drop each other's), so two such jobs do not undo each other's
-//! validations; two runs writing at the same moment may still lose one's new choices (the next
-//! run validates those series again). It is a cache: one that cannot be read or parsed is
-//! reported once (naming the file) and replaced by the next run's choices; it is written
-//! atomically (a temporary file renamed over it), so a run that stops half-way leaves the
-//! previous one.
+//! validations. A run reads the file again when it saves ([`save_merged`]), under an exclusive
+//! lock on `<file>.lock` beside it (the OS's advisory file lock, released when the run's handle
+//! closes, so a run that dies leaves no stale lock), so two runs that overlap keep each other's
+//! new choices too. It is a cache: one that cannot be read or parsed is reported once (naming
+//! the file) and replaced by the next run's choices; it is written atomically (a temporary file
+//! renamed over it), so a run that stops half-way leaves the previous one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,6 +90,36 @@ pub fn carry_over(
     }
 }
 
+/// Saves this run's `choices` to `path` with the still-fresh choices of the series it did not
+/// run (`ran` false) carried over from the file as it is *now* (read again under the lock, so a
+/// run that saved since this one started keeps its choices): [`carry_over`], then [`save`],
+/// holding an exclusive lock on `<path>.lock` from the read to the rename. A file that cannot be
+/// read or parsed is replaced (it was reported when the run loaded it).
+pub fn save_merged(
+    path: &Path,
+    settings: &ForecastSettings,
+    mut choices: BTreeMap<String, AutoMemo>,
+    ran: impl Fn(&str) -> bool,
+    horizon_secs: i64,
+) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let lock_path = path.with_extension("json.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    let now = load(path, settings).unwrap_or_default();
+    carry_over(&mut choices, now, ran, horizon_secs);
+    save(path, settings, choices)
+    // `lock` is dropped here: the lock is released after the rename.
+}
+
 /// Writes `choices` for `settings` to `path` atomically (creating its folder).
 pub fn save(
     path: &Path,
@@ -122,5 +153,67 @@ mod tests {
         let s = |index| Some(Shard { index, count: 3 });
         assert_eq!(path_in(dir, s(1)), Path::new("/m/auto-choices-1-of-3.json"));
         assert_ne!(path_in(dir, s(0)), path_in(dir, s(2)));
+    }
+
+    fn settings() -> ForecastSettings {
+        ForecastSettings::default()
+    }
+
+    /// A choice as the file holds it (seasonal naive, validated at `validated_end`).
+    fn memo(validated_end: i64) -> AutoMemo {
+        serde_json::from_value(serde_json::json!({
+            "choice": {"Model": "snaive"}, "half_width": null, "why": "test",
+            "validated_end": validated_end, "validated": true, "horizon": 24, "step": 3600,
+        }))
+        .expect("memo")
+    }
+
+    fn one(id: &str, end: i64) -> BTreeMap<String, AutoMemo> {
+        BTreeMap::from([(id.to_string(), memo(end))])
+    }
+
+    /// A run that loaded the file before another run saved (two cron lines overlapping) keeps
+    /// the other's new choices: the save reads the file again instead of trusting what the run
+    /// loaded at its start.
+    #[test]
+    fn a_save_keeps_choices_another_run_saved_since_this_one_loaded() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("models").join(FILE);
+        let f = settings();
+        let horizon = 86_400;
+        // Run A starts: nothing saved yet.
+        let loaded_by_a = load(&path, &f).expect("load");
+        assert!(loaded_by_a.is_empty());
+        // Run B (series x) saves while A is still fitting.
+        save_merged(&path, &f, one("x", 1_000), |id| id == "x", horizon).expect("b saves");
+        // A (series a) saves: x survives.
+        save_merged(&path, &f, one("a", 1_100), |id| id == "a", horizon).expect("a saves");
+        let now = load(&path, &f).expect("load");
+        assert_eq!(now.keys().collect::<Vec<_>>(), ["a", "x"], "{now:?}");
+        assert_eq!(now["x"].validated_end, 1_000);
+        // A lock file is left beside it (advisory; no stale lock once the handle is closed).
+        assert!(path.with_extension("json.lock").exists());
+        save_merged(&path, &f, one("a", 1_200), |id| id == "a", horizon).expect("again");
+    }
+
+    /// Many runs saving at once lose nobody's choices (the read-modify-write is under the lock).
+    #[test]
+    fn concurrent_saves_keep_every_run_s_choices() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join(FILE);
+        let f = settings();
+        std::thread::scope(|s| {
+            for t in 0..6 {
+                let (path, f) = (&path, &f);
+                s.spawn(move || {
+                    for k in 0..15 {
+                        let id = format!("s{t}-{k}");
+                        save_merged(path, f, one(&id, 5_000), |x| x == id, 86_400).expect("save");
+                    }
+                });
+            }
+        });
+        let now = load(&path, &f).expect("load");
+        assert_eq!(now.len(), 90, "lost choices: {:?}", now.keys());
     }
 }

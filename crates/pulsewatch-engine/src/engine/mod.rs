@@ -240,8 +240,8 @@ pub fn run_batch(
                 .count();
             tracing::info!(target: "pulsewatch::analysis", reused, validated = keep.len() - reused, file = %path.display(), "auto's choices");
             let horizon = i64::try_from(f.horizon.as_secs()).unwrap_or(i64::MAX);
-            choices::carry_over(&mut keep, kept, |id| core.series.contains_key(id), horizon);
-            if let Err(e) = choices::save(path, f, keep) {
+            let ran = |id: &str| core.series.contains_key(id);
+            if let Err(e) = choices::save_merged(path, f, keep, ran, horizon) {
                 tracing::warn!(target: "pulsewatch::analysis", error = %e, "cannot keep auto's choices for the next run");
             }
         }
