@@ -669,11 +669,11 @@ impl Default for IsolationForestConfig {
             sample_size: 256,
             window: 30,
             train: 1000,
-            refit_every: 100,
+            refit_every: 50,
             threshold: 0.6,
             seed: 42,
             calibration: crate::detect::calibrate::CalibrationParams {
-                memory: 380.0,
+                memory: 450.0,
                 ..crate::detect::calibrate::CalibrationParams::default()
             },
         }

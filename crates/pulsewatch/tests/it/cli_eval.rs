@@ -171,6 +171,32 @@ fn eval_pulse_keeps_its_nab_score() {
 }
 
 #[test]
+fn eval_isolation_forest_keeps_its_nab_score() {
+    // Regression guard for the streaming forest: 52.428 / 35.843 / 59.664 with the shipped
+    // constants (refit every 50, calibration memory 450; in-sample). Refitting every 100 points,
+    // the previous default, scores 50.08 / 34.20 / 58.11 with that memory.
+    let Some(root) = corpus::nab_root() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let v = eval_json(
+        "isolation-forest",
+        &root,
+        &tmp.path().join("out"),
+        &tmp.path().join("logs"),
+    );
+    let got: Vec<f64> = (0..3)
+        .map(|i| v["profiles"][i]["normalized"].as_f64().expect("f64"))
+        .collect();
+    for (g, floor) in got.iter().zip([52.0, 35.4, 59.2]) {
+        assert!(
+            *g >= floor,
+            "isolation-forest scores {got:?}, below {floor}"
+        );
+    }
+}
+
+#[test]
 fn eval_table_shows_categories_and_published_rows() {
     let Some(root) = corpus::nab_root() else {
         return;
