@@ -148,16 +148,14 @@ fn eval_windowed_gaussian_writes_nab_results_that_score_back_the_same() {
     assert!(!analysis.contains("corpus loaded"));
 }
 
-#[test]
-fn eval_pulse_keeps_its_nab_score() {
-    // Regression guard for the default detector: 72.861 / 67.231 / 76.735 with the shipped
-    // constants (in-sample; the held-out figures are `eval --folds`'s).
+/// `det`'s in-sample scores over the corpus (shipped constants) are at least `floors`, per profile.
+fn assert_nab_floors(det: &str, floors: [f64; 3]) {
     let Some(root) = corpus::nab_root() else {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let v = eval_json(
-        "pulse",
+        det,
         &root,
         &tmp.path().join("out"),
         &tmp.path().join("logs"),
@@ -165,9 +163,16 @@ fn eval_pulse_keeps_its_nab_score() {
     let got: Vec<f64> = (0..3)
         .map(|i| v["profiles"][i]["normalized"].as_f64().expect("f64"))
         .collect();
-    for (g, floor) in got.iter().zip([72.3, 67.1, 76.0]) {
-        assert!(*g >= floor, "pulse scores {got:?}, below {floor}");
+    for (g, floor) in got.iter().zip(floors) {
+        assert!(*g >= floor, "{det} scores {got:?}, below {floor}");
     }
+}
+
+#[test]
+fn eval_pulse_keeps_its_nab_score() {
+    // Regression guard for the default detector: 72.861 / 67.231 / 76.735 with the shipped
+    // constants (in-sample; the held-out figures are `eval --folds`'s).
+    assert_nab_floors("pulse", [72.3, 67.1, 76.0]);
 }
 
 #[test]
@@ -175,25 +180,7 @@ fn eval_isolation_forest_keeps_its_nab_score() {
     // Regression guard for the streaming forest: 52.428 / 35.843 / 59.664 with the shipped
     // constants (refit every 50, calibration memory 450; in-sample). Refitting every 100 points,
     // the previous default, scores 50.08 / 34.20 / 58.11 with that memory.
-    let Some(root) = corpus::nab_root() else {
-        return;
-    };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let v = eval_json(
-        "isolation-forest",
-        &root,
-        &tmp.path().join("out"),
-        &tmp.path().join("logs"),
-    );
-    let got: Vec<f64> = (0..3)
-        .map(|i| v["profiles"][i]["normalized"].as_f64().expect("f64"))
-        .collect();
-    for (g, floor) in got.iter().zip([52.0, 35.4, 59.2]) {
-        assert!(
-            *g >= floor,
-            "isolation-forest scores {got:?}, below {floor}"
-        );
-    }
+    assert_nab_floors("isolation-forest", [52.0, 35.4, 59.2]);
 }
 
 #[test]
