@@ -743,7 +743,7 @@ pub struct LstmAeConfig {
 impl Default for LstmAeConfig {
     fn default() -> Self {
         LstmAeConfig {
-            sequence: 50,
+            sequence: 25,
             hidden: 32,
             epochs: 30,
             learning_rate: 0.01,
@@ -753,7 +753,7 @@ impl Default for LstmAeConfig {
             seed: 42,
             calibrate: true,
             calibration: crate::detect::calibrate::CalibrationParams {
-                memory: 1700.0,
+                memory: 1800.0,
                 ..crate::detect::calibrate::CalibrationParams::default()
             },
             multivariate: false,
