@@ -658,7 +658,9 @@ pub struct IsolationForestConfig {
     pub threshold: f64,
     /// Random seed (fits are reproducible).
     pub seed: u64,
-    /// The per-series calibration of the isolation score (streaming only).
+    /// The per-series calibration of the isolation score (streaming only); keys left out keep
+    /// this detector's defaults.
+    #[serde(deserialize_with = "iforest_calibration")]
     pub calibration: crate::detect::calibrate::CalibrationParams,
 }
 impl Default for IsolationForestConfig {
@@ -678,6 +680,18 @@ impl Default for IsolationForestConfig {
             },
         }
     }
+}
+
+fn iforest_calibration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<crate::detect::calibrate::CalibrationParams, D::Error> {
+    crate::detect::calibrate::deserialize_over(d, IsolationForestConfig::default().calibration)
+}
+
+fn lstm_calibration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<crate::detect::calibrate::CalibrationParams, D::Error> {
+    crate::detect::calibrate::deserialize_over(d, LstmAeConfig::default().calibration)
 }
 
 impl IsolationForestConfig {
@@ -731,7 +745,9 @@ pub struct LstmAeConfig {
     /// Calibrate the raw score per series (else the output is the raw score itself, 0.5 at
     /// `threshold`, as the replaced system's was).
     pub calibrate: bool,
-    /// The per-series calibration of the raw score.
+    /// The per-series calibration of the raw score; keys left out keep this detector's
+    /// defaults.
+    #[serde(deserialize_with = "lstm_calibration")]
     pub calibration: crate::detect::calibrate::CalibrationParams,
     /// Multivariate mode: one model over every series of one `instance` (the host source's
     /// series form one group; PromQL series group by their `instance` label), scoring the
@@ -1751,6 +1767,33 @@ mod tests {
         std::fs::write(&f, "\n").expect("write");
         let e = secret("[api] token", "", &f).unwrap_err();
         assert!(e.ends_with("the file is empty"), "{e}");
+    }
+
+    #[test]
+    fn a_partial_calibration_table_keeps_the_detector_s_own_defaults() {
+        let text = "[detector.isolation_forest.calibration]\nwarmup = 50\n\n\
+                    [detector.lstm_ae.calibration]\nrest = 30\n";
+        let c = Config::from_toml(text, Path::new("c.toml")).expect("parses");
+        let (f, l) = (&c.detector.isolation_forest, &c.detector.lstm_ae);
+        assert_eq!(f.calibration.warmup, 50);
+        assert_eq!(
+            f.calibration.memory, 450.0,
+            "the forest's memory, not the prior's 5000"
+        );
+        assert_eq!(l.calibration.rest, 30);
+        assert_eq!(l.calibration.memory, 1800.0);
+        let base = crate::detect::calibrate::CalibrationParams::default();
+        assert_eq!(
+            (f.calibration.smooth, f.calibration.alarm),
+            (base.smooth, base.alarm)
+        );
+        let err = Config::from_toml(
+            "[detector.lstm_ae.calibration]\nmemroy = 10.0\n",
+            Path::new("c.toml"),
+        )
+        .expect_err("unknown key");
+        let s = err.to_string();
+        assert!(s.contains("line 2") && s.contains("memroy"), "{s}");
     }
 
     #[test]

@@ -92,6 +92,34 @@ impl CalibrationParams {
     }
 }
 
+/// A `[… .calibration]` table as a config file writes it: only the keys it sets.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CalibrationPatch {
+    smooth: Option<usize>,
+    memory: Option<f64>,
+    warmup: Option<usize>,
+    alarm: Option<f64>,
+    rest: Option<usize>,
+}
+
+/// Deserialises a calibration table over `base`, a detector's own defaults: a key the table
+/// leaves out keeps the detector's value, not [`CalibrationParams::default`]'s (the isolation
+/// forest's memory is 450, the generic prior's 5000). For `#[serde(deserialize_with)]`.
+pub fn deserialize_over<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    base: CalibrationParams,
+) -> Result<CalibrationParams, D::Error> {
+    let p = <CalibrationPatch as serde::Deserialize>::deserialize(d)?;
+    Ok(CalibrationParams {
+        smooth: p.smooth.unwrap_or(base.smooth),
+        memory: p.memory.unwrap_or(base.memory),
+        warmup: p.warmup.unwrap_or(base.warmup),
+        alarm: p.alarm.unwrap_or(base.alarm),
+        rest: p.rest.unwrap_or(base.rest),
+    })
+}
+
 /// Maps a score in [0, 1] so that `t` lands at 0.5, piecewise linearly and order-preserving:
 /// `[0, t] → [0, 0.5]`, `[t, 1] → [0.5, 1]`.
 pub fn map_to_half(x: f64, t: f64) -> f64 {
