@@ -676,6 +676,7 @@ impl Default for IsolationForestConfig {
             seed: 42,
             calibration: crate::detect::calibrate::CalibrationParams {
                 memory: 450.0,
+                warmup: 10,
                 ..crate::detect::calibrate::CalibrationParams::default()
             },
         }

@@ -279,11 +279,20 @@ impl Default for TuneSettings {
 }
 
 impl TuneSettings {
-    /// The procedure that chooses a calibrated detector's calibration constants (the streaming
-    /// Isolation Forest, the LSTM autoencoder; `docs/detectors.md`).
+    /// The procedure that chooses the LSTM autoencoder's calibration constants: `memory`
+    /// (`docs/detectors.md`).
     pub fn calibration() -> Self {
         TuneSettings {
             only: vec!["memory".into()],
+            ..TuneSettings::default()
+        }
+    }
+
+    /// The procedure that chooses the streaming Isolation Forest's calibration constants:
+    /// `memory` and `warmup` (`docs/detectors.md`).
+    pub fn iforest_calibration() -> Self {
+        TuneSettings {
+            only: vec!["memory".into(), "warmup".into()],
             ..TuneSettings::default()
         }
     }

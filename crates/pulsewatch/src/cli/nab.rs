@@ -103,7 +103,8 @@ pub struct TuneOpts {
     pub plateau: bool,
     /// Tune only these constants (comma-separated; `weights` names every weight of pulse;
     /// `all`: every constant). The default is the procedure that chose the shipped constants
-    /// (pulse: reach; isolation-forest and lstm-ae: their calibration's memory).
+    /// (pulse: reach; isolation-forest: its calibration's memory and warmup; lstm-ae: its
+    /// calibration's memory).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -365,7 +366,7 @@ fn run_folds(
         _ if calibrated(kind, cfg).is_some() => {
             // Names checked before the models are fitted.
             let settings =
-                opts.settings::<CalibrationParams>(kind.name(), TuneSettings::calibration())?;
+                opts.settings::<CalibrationParams>(kind.name(), calibration_procedure(kind))?;
             let (raw, shipped) = calibrated_raw(kind, corpus, cfg)?;
             progress("fitted the models once; tuning replays the calibration".into());
             let score = tune::calibration_scorer(&raw);
@@ -575,7 +576,7 @@ pub fn tune(args: TuneArgs, cfg: &Config) -> Result<()> {
         _ if let Some(table) = calibrated(kind, cfg) => {
             let settings = args
                 .tune
-                .settings::<CalibrationParams>(kind.name(), TuneSettings::calibration())?;
+                .settings::<CalibrationParams>(kind.name(), calibration_procedure(kind))?;
             let (raw, shipped) = calibrated_raw(kind, &corpus, cfg)?;
             let tuned = tune::tune(
                 &corpus,
@@ -597,4 +598,13 @@ pub fn tune(args: TuneArgs, cfg: &Config) -> Result<()> {
         other => return Err(no_procedure(other)),
     }
     Ok(())
+}
+
+/// The procedure that chooses a calibrated detector's calibration constants.
+fn calibration_procedure(kind: DetectorKind) -> TuneSettings {
+    if kind == DetectorKind::IsolationForest {
+        TuneSettings::iforest_calibration()
+    } else {
+        TuneSettings::calibration()
+    }
 }
