@@ -766,11 +766,11 @@ impl Default for LstmAeConfig {
             learning_rate: 0.01,
             batch: 64,
             threshold: 0.025,
-            train: 750,
+            train: 500,
             seed: 42,
             calibrate: true,
             calibration: crate::detect::calibrate::CalibrationParams {
-                memory: 1800.0,
+                memory: 1600.0,
                 ..crate::detect::calibrate::CalibrationParams::default()
             },
             multivariate: false,
@@ -1782,7 +1782,7 @@ mod tests {
             "the forest's memory, not the prior's 5000"
         );
         assert_eq!(l.calibration.rest, 30);
-        assert_eq!(l.calibration.memory, 1800.0);
+        assert_eq!(l.calibration.memory, 1600.0);
         let base = crate::detect::calibrate::CalibrationParams::default();
         assert_eq!(
             (f.calibration.smooth, f.calibration.alarm),

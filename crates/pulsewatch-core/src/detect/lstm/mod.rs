@@ -12,7 +12,7 @@
 //! On the first `train` points of the stream, or on the latest `train` finite points of the
 //! history given to [`Trainable::fit`] (at least `sequence` of them, else `FitError::TooShort`):
 //! values are standardised with their own mean and standard deviation (floored at 1e-6) and cut
-//! into every window of length `sequence` (stride 1: 726 windows for the defaults). The network is
+//! into every window of length `sequence` (stride 1: 476 windows for the defaults). The network is
 //! trained with candle's autodiff: MSE between reconstruction and window over all steps, AdamW
 //! (`learning_rate`; candle's other defaults, weight decay 0.01), mini-batches of `batch` windows
 //! in an order reshuffled every epoch, at most `epochs` epochs. **Early stopping:** with 50
