@@ -52,7 +52,9 @@
 //!
 //! **The rest, live and for NAB.** NAB rewards only the first detection in a window and charges
 //! every false positive, so scored for NAB ([`Pulse::for_nab`], what `eval` and `tune` run) the
-//! detector outputs 0 for the `rest` points after an alarm: one event, one alarm. Live (the
+//! detector outputs 0 for the `rest` points after an alarm: one event, one alarm, unless a point
+//! is `rest_break` (5) times stronger than the strongest point of the event so far (a markedly
+//! stronger event is a new one: it alarms and starts a rest of its own). Live (the
 //! engine, the TUI, spike tests) the rest only silences points below alarm strength: an incident
 //! that goes on keeps showing, and a second one during the rest alarms.
 //!
@@ -117,6 +119,9 @@ pub struct PulseParams {
     pub rest: usize,
     /// How far past an envelope an alarm's point may widen it, in envelope widths.
     pub reach: f64,
+    /// Scored for NAB, a point this many times stronger than the strongest point of the rest's
+    /// event ends the rest and alarms (a markedly stronger event is a new one).
+    pub rest_break: f64,
 }
 
 impl PulseParams {
@@ -170,6 +175,7 @@ impl PulseParams {
             alarm: 0.15,
             rest: 60,
             reach: 1.0,
+            rest_break: 5.0,
         }
     }
 }
@@ -194,6 +200,7 @@ impl Default for PulseParams {
             alarm: 0.1454,
             rest: 79,
             reach: 1.6,
+            rest_break: 5.0,
         }
     }
 }
@@ -395,6 +402,9 @@ pub struct Pulse {
     cusum: Cusum,
     /// Points since the last one with an alarm-strength `u` (`None`: none yet): the rest.
     since_alarm: Option<usize>,
+    /// Strength of the strongest point of the current rest (what a rest-breaking point must
+    /// exceed `rest_break` times).
+    alarm_u: f64,
     p: PulseParams,
     /// Scoring for NAB: the rest zeroes every point (else only points below alarm strength).
     nab: bool,
@@ -433,6 +443,7 @@ impl Pulse {
             level_err: 0.0,
             cusum: Cusum::new(),
             since_alarm: None,
+            alarm_u: 0.0,
             p,
             nab: false,
             top: None,
@@ -586,11 +597,15 @@ impl Detector for Pulse {
             }
             self.env[i].absorb(f, self.p.history * self.p.memory[i], reach);
         }
-        let resting = self.since_alarm.is_some_and(|k| k < self.p.rest);
+        // A markedly stronger point than the latest alarm is a new event: it ends the rest.
+        let resting = self.since_alarm.is_some_and(|k| k < self.p.rest)
+            && u < self.p.rest_break * self.alarm_u;
         self.since_alarm = self.since_alarm.map(|k| k.saturating_add(1));
         if alarm {
             self.cusum.restart();
             self.since_alarm = Some(0);
+            // The event's peak so far: a rest goes on from the strongest point in it.
+            self.alarm_u = if resting { self.alarm_u.max(u) } else { u };
         }
         // The rest is NAB's bookkeeping (one alarm per event); live, an alarm-strength point
         // during a rest still shows (an incident that goes on, or a second one).
@@ -696,6 +711,37 @@ mod tests {
         }
         assert!(feed(&mut d, 2881, day(2881) + 30.0) > 0.5);
         assert_eq!(feed(&mut nab, 2881, day(2881) + 30.0), 0.0);
+    }
+
+    #[test]
+    fn scored_for_nab_only_a_markedly_stronger_event_ends_the_rest() {
+        let run = |p: PulseParams| {
+            let mut nab = Pulse::with_params(p).for_nab();
+            let mut out = Vec::new();
+            for i in 0..3020 {
+                let v = match i {
+                    3000 | 3005 => 13.0,
+                    3010 => 310.0,
+                    _ => 10.0 + 0.5 * noise(i),
+                };
+                let s = feed(&mut nab, i, v);
+                if matches!(i, 3000 | 3005 | 3010) {
+                    out.push(s);
+                }
+            }
+            out
+        };
+        let s = run(PulseParams::default());
+        assert!(s[0] > 0.9, "the first spike alarms: {s:?}");
+        // A second spike of the same size is the same event (the rest hides it); one a hundred
+        // times larger is a new one.
+        assert_eq!(s[1], 0.0, "{s:?}");
+        assert!(s[2] > 0.9, "{s:?}");
+        let never = PulseParams {
+            rest_break: 1e9,
+            ..PulseParams::default()
+        };
+        assert_eq!(run(never)[2], 0.0);
     }
 
     #[test]

@@ -118,11 +118,12 @@ impl Tunable for PulseParams {
         d.push(real("alarm".into(), 0.01, 2.0));
         d.push(int("rest", 1.0, 2000.0));
         d.push(real("reach".into(), 0.05, 1e9));
+        d.push(real("rest_break".into(), 1.0, 1e9));
         d
     }
 
     fn to_vec(&self) -> Vec<f64> {
-        let mut v = Vec::with_capacity(28);
+        let mut v = Vec::with_capacity(30);
         v.extend(self.weights);
         v.extend(self.memory);
         v.extend([
@@ -137,6 +138,7 @@ impl Tunable for PulseParams {
             self.alarm,
             self.rest as f64,
             self.reach,
+            self.rest_break,
         ]);
         v
     }
@@ -162,6 +164,7 @@ impl Tunable for PulseParams {
         p.alarm = get(k + 8);
         p.rest = whole(get(k + 9));
         p.reach = get(k + 10);
+        p.rest_break = get(k + 11);
         p
     }
 }
