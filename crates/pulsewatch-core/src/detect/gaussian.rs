@@ -4,6 +4,13 @@
 //! the points *before* it: `1 - Q(|x - mean| / std)`, so 0.5 for a point at the mean and → 1 far away.
 //! The window grows to `window` points; after that mean and standard deviation are refreshed every
 //! `step` points over the latest `window` points.
+//!
+//! **Live and NAB scores.** NAB's score puts the mean at 0.5, so a flag threshold of 0.5 would
+//! flag every point, and NAB's corpus-wide optimal threshold sits at 0.99999999999977 (z = 7.24,
+//! 1 − Q(z) saturating to 1 near z = 8.3). Scored for NAB ([`WindowedGaussian::for_nab`], what
+//! `eval` runs) the detector outputs NAB's `1 − Q(z)`; live it outputs `1 − 2^(−z / 7.2)`, the
+//! same order of points, with the optimal threshold at 0.5 like the other detectors' (0 at the
+//! mean, → 1 far away).
 
 use std::collections::VecDeque;
 
@@ -12,6 +19,8 @@ use crate::num::compact;
 
 /// Smallest standard deviation used, so a flat line does not divide by zero.
 const MIN_STD: f64 = 1e-6;
+/// The z value a live score of 0.5 stands for: NAB's corpus-optimal standard threshold (7.24).
+const LIVE_HALF_Z: f64 = 7.2;
 
 #[derive(Debug, Clone)]
 pub struct WindowedGaussian {
@@ -23,6 +32,8 @@ pub struct WindowedGaussian {
     std: f64,
     /// The latest point's value and the window's mean and deviation it was scored against.
     last: Option<(f64, f64, f64)>,
+    /// Scoring for NAB: `1 − Q(z)` (else the live mapping; see the module documentation).
+    nab: bool,
 }
 
 impl WindowedGaussian {
@@ -36,7 +47,14 @@ impl WindowedGaussian {
             mean: 0.0,
             std: 1.0,
             last: None,
+            nab: false,
         }
+    }
+
+    /// Scores as NAB's windowedGaussian does (`1 − Q(z)`, 0.5 at the mean).
+    pub fn for_nab(mut self) -> Self {
+        self.nab = true;
+        self
     }
 
     fn refresh(&mut self) {
@@ -69,7 +87,11 @@ impl Detector for WindowedGaussian {
         } else {
             self.last = Some((p.value, self.mean, self.std));
             let z = (p.value - self.mean).abs() / self.std;
-            1.0 - normal_q(z)
+            if self.nab {
+                1.0 - normal_q(z)
+            } else {
+                1.0 - (-z / LIVE_HALF_Z * std::f64::consts::LN_2).exp()
+            }
         };
         if self.data.len() < self.window {
             self.data.push_back(p.value);
@@ -134,13 +156,48 @@ mod tests {
     }
 
     #[test]
-    fn outlier_scores_near_one_and_mean_scores_half() {
-        let mut d = WindowedGaussian::new(100, 10);
+    fn outlier_scores_near_one_and_mean_scores_half_for_nab() {
+        let mut d = WindowedGaussian::new(100, 10).for_nab();
         for i in 0..100 {
             feed(&mut d, if i % 2 == 0 { 1.0 } else { -1.0 });
         }
         assert!((feed(&mut d, 0.0) - 0.5).abs() < 1e-9);
         assert!(feed(&mut d, 10.0) > 0.999_999);
+    }
+
+    #[test]
+    fn live_scores_put_the_flag_threshold_at_nab_s_optimal_z() {
+        // Mean 0, sd 1: live, the mean scores 0 and z = 7.2 (NAB's optimal threshold) 0.5, so
+        // the default flag threshold of 0.5 flags what NAB's optimum does.
+        let mut d = WindowedGaussian::new(100, 10);
+        for i in 0..100 {
+            feed(&mut d, if i % 2 == 0 { 1.0 } else { -1.0 });
+        }
+        assert_eq!(feed(&mut d, 0.0), 0.0);
+        assert!((feed(&mut d, 7.2) - 0.5).abs() < 1e-9);
+        assert!(feed(&mut d, 3.0) < 0.3);
+        // The same order as NAB's score, and unsaturated where NAB's is 1.0.
+        let (mut live, mut nab) = (
+            WindowedGaussian::new(100, 10),
+            WindowedGaussian::new(100, 10).for_nab(),
+        );
+        let mut pairs = Vec::new();
+        for i in 0..100 {
+            let v = if i % 2 == 0 { 1.0 } else { -1.0 };
+            feed(&mut live, v);
+            feed(&mut nab, v);
+        }
+        for v in [0.5, 2.0, 4.0, 7.0, 9.0, 20.0] {
+            pairs.push((feed(&mut live, v), feed(&mut nab, v)));
+        }
+        assert!(
+            pairs
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{pairs:?}"
+        );
+        assert_eq!(pairs[5].1, 1.0);
+        assert!(pairs[4].0 < pairs[5].0 && pairs[5].0 < 1.0, "{pairs:?}");
     }
 
     #[test]

@@ -130,7 +130,8 @@ impl DetectorKind {
 
     /// A fresh detector scoring as NAB counts (what `eval` runs): `pulse`, the calibrated
     /// Isolation Forest and the LSTM autoencoder rest after an alarm
-    /// ([`pulse::Pulse::for_nab`], [`iforest::IsolationForest::for_nab`], `LstmAe::for_nab`);
+    /// ([`pulse::Pulse::for_nab`], [`iforest::IsolationForest::for_nab`], `LstmAe::for_nab`),
+    /// and the windowed Gaussian outputs NAB's own score ([`WindowedGaussian::for_nab`]);
     /// every other detector is the same as [`DetectorKind::build`].
     pub fn build_for_nab(self, cfg: &DetectorConfig) -> Box<dyn Detector> {
         match self {
@@ -140,6 +141,10 @@ impl DetectorKind {
             }
             #[cfg(feature = "lstm")]
             DetectorKind::LstmAe => Box::new(lstm::LstmAe::new(&cfg.lstm_ae).for_nab()),
+            DetectorKind::WindowedGaussian => Box::new(
+                WindowedGaussian::new(cfg.windowed_gaussian.window, cfg.windowed_gaussian.step)
+                    .for_nab(),
+            ),
             other => other.build(cfg),
         }
     }
