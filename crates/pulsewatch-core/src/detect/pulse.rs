@@ -597,7 +597,7 @@ impl Detector for Pulse {
             }
             self.env[i].absorb(f, self.p.history * self.p.memory[i], reach);
         }
-        // A markedly stronger point than the latest alarm is a new event: it ends the rest.
+        // A point markedly stronger than the event so far is a new event: it ends the rest.
         let resting = self.since_alarm.is_some_and(|k| k < self.p.rest)
             && u < self.p.rest_break * self.alarm_u;
         self.since_alarm = self.since_alarm.map(|k| k.saturating_add(1));
