@@ -4,15 +4,17 @@
 //! warming up. `docs/detectors.md` quotes it.
 //!
 //! Run with `cargo run --release -p pulsewatch-core --example live_flags -- [DETECTOR]
-//! [CALIBRATION_WARMUP]` (the second sets the Isolation Forest's calibration warm-up; `data/nab`
-//! for the corpus).
+//! [CALIBRATION_WARMUP]` (the second sets the Isolation Forest's calibration warm-up;
+//! `PULSEWATCH_DATA_DIR` or `data/nab` for the corpus, as `pulse_windows` reads it).
 use pulsewatch_core::config::DetectorConfig;
 use pulsewatch_core::domain::{DetectorKind, Point};
 use pulsewatch_core::nab::Corpus;
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let corpus = Corpus::load(&PathBuf::from("data/nab"))?;
+    let root =
+        std::env::var_os("PULSEWATCH_DATA_DIR").map_or(PathBuf::from("data/nab"), PathBuf::from);
+    let corpus = Corpus::load(&root)?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let det = args.first().map_or("isolation-forest", String::as_str);
     let warm: Option<usize> = args.get(1).and_then(|v| v.parse().ok());

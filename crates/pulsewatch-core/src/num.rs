@@ -1,5 +1,5 @@
 //! Small numeric helpers shared by every crate, each written once: the median, hexadecimal
-//! digests, and the compact number format of tables and charts.
+//! digests, the compact number format of tables and charts, and the detectors' score mapping.
 
 /// Median of the finite values (`None` if there are none).
 pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
@@ -14,6 +14,12 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     } else {
         (v[m - 1] + v[m]) / 2.0
     })
+}
+
+/// `1 − 2^(−x / half)`: a score in [0, 1) that is 0 at `x = 0`, 0.5 at `x = half` and → 1 as
+/// `x` grows (how `pulse` and the live windowed Gaussian map a strength to a score).
+pub fn half_at(x: f64, half: f64) -> f64 {
+    1.0 - (-x / half * std::f64::consts::LN_2).exp()
 }
 
 /// Lower-case hexadecimal of `bytes`.

@@ -51,6 +51,11 @@ impl WindowedGaussian {
         }
     }
 
+    /// The detector `[detector.windowed_gaussian]` configures.
+    pub fn from_config(cfg: &crate::config::WindowedGaussianConfig) -> Self {
+        Self::new(cfg.window, cfg.step)
+    }
+
     /// Scores as NAB's windowedGaussian does (`1 − Q(z)`, 0.5 at the mean).
     pub fn for_nab(mut self) -> Self {
         self.nab = true;
@@ -90,7 +95,7 @@ impl Detector for WindowedGaussian {
             if self.nab {
                 1.0 - normal_q(z)
             } else {
-                1.0 - (-z / LIVE_HALF_Z * std::f64::consts::LN_2).exp()
+                crate::num::half_at(z, LIVE_HALF_Z)
             }
         };
         if self.data.len() < self.window {

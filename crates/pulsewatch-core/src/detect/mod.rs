@@ -141,10 +141,9 @@ impl DetectorKind {
             }
             #[cfg(feature = "lstm")]
             DetectorKind::LstmAe => Box::new(lstm::LstmAe::new(&cfg.lstm_ae).for_nab()),
-            DetectorKind::WindowedGaussian => Box::new(
-                WindowedGaussian::new(cfg.windowed_gaussian.window, cfg.windowed_gaussian.step)
-                    .for_nab(),
-            ),
+            DetectorKind::WindowedGaussian => {
+                Box::new(WindowedGaussian::from_config(&cfg.windowed_gaussian).for_nab())
+            }
             other => other.build(cfg),
         }
     }
@@ -165,10 +164,9 @@ impl DetectorKind {
         match self {
             DetectorKind::Pulse => Box::new(pulse::Pulse::with_params(cfg.pulse)),
             DetectorKind::Null => Box::new(Null),
-            DetectorKind::WindowedGaussian => Box::new(WindowedGaussian::new(
-                cfg.windowed_gaussian.window,
-                cfg.windowed_gaussian.step,
-            )),
+            DetectorKind::WindowedGaussian => {
+                Box::new(WindowedGaussian::from_config(&cfg.windowed_gaussian))
+            }
             DetectorKind::IsolationForest => {
                 Box::new(iforest::IsolationForest::new(&cfg.isolation_forest))
             }

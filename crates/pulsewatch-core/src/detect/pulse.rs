@@ -70,7 +70,7 @@
 use std::collections::VecDeque;
 
 use super::{Detector, Point, Reason};
-use crate::num::compact;
+use crate::num::{compact, half_at};
 
 /// Number of features.
 pub const NF: usize = 8;
@@ -612,7 +612,7 @@ impl Detector for Pulse {
         if self.n <= WARMUP || (resting && (self.nab || !alarm)) {
             return 0.0;
         }
-        1.0 - (-u / HALF * std::f64::consts::LN_2).exp()
+        half_at(u, HALF)
     }
 
     fn explain(&mut self) -> Option<Reason> {

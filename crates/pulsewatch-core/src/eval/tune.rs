@@ -123,7 +123,7 @@ impl Tunable for PulseParams {
     }
 
     fn to_vec(&self) -> Vec<f64> {
-        let mut v = Vec::with_capacity(30);
+        let mut v = Vec::with_capacity(2 * crate::detect::pulse::NF + 12);
         v.extend(self.weights);
         v.extend(self.memory);
         v.extend([
