@@ -46,9 +46,14 @@
 //! The anomaly strength `u` is the largest weighted excess; `u ≥ alarm` is an *alarm*. An
 //! alarm's point widens each envelope by at most `reach` widths past its edge, so one outlier
 //! does not hide the next one of the same size (a sustained change still widens it
-//! geometrically, point after point). The first 150 points only learn (output 0). The score is
-//! `1 − 2^(−u/0.1)`: monotone in `u`, 0 for nothing unusual, 0.5 at `u = 0.1`, → 1 for extreme
-//! events.
+//! geometrically, point after point). Each envelope also keeps the extremes of its ordinary
+//! points (those of no alarm), and what alarms added beyond them also relaxes towards those, over
+//! `fade` × the envelope's memory: with `fade` = 1 an incident's range fades twice as fast as
+//! ordinary records, so after an incident smaller events show again sooner (the shipped set and
+//! the prior, which predate it, have it off in effect: 10⁹; `docs/detectors.md` has the
+//! procedure that tunes it). The first 150 points only learn
+//! (output 0). The score is `1 − 2^(−u/0.1)`: monotone in `u`, 0 for nothing unusual, 0.5 at
+//! `u = 0.1`, → 1 for extreme events.
 //!
 //! **The rest, live and for NAB.** NAB rewards only the first detection in a window and charges
 //! every false positive, so scored for NAB ([`Pulse::for_nab`], what `eval` and `tune` run) the
@@ -122,6 +127,10 @@ pub struct PulseParams {
     /// Scored for NAB, a point this many times stronger than the strongest point of the rest's
     /// event ends the rest and alarms (a markedly stronger event is a new one).
     pub rest_break: f64,
+    /// What alarms added to an envelope beyond its ordinary points' extremes relaxes towards
+    /// them over this many times the envelope's memory (1: an incident's range fades twice as
+    /// fast as ordinary records; 10⁹, the shipped set's and the prior's: off in effect).
+    pub fade: f64,
 }
 
 impl PulseParams {
@@ -176,6 +185,7 @@ impl PulseParams {
             rest: 60,
             reach: 1.0,
             rest_break: 5.0,
+            fade: 1e9,
         }
     }
 }
@@ -201,6 +211,7 @@ impl Default for PulseParams {
             rest: 79,
             reach: 1.6,
             rest_break: 5.0,
+            fade: 1e9,
         }
     }
 }
@@ -232,11 +243,15 @@ struct Top {
     down: bool,
 }
 
-/// Record envelope of one feature: extremes relaxing towards the running mean.
+/// Record envelope of one feature: extremes relaxing towards the running mean, and what alarms
+/// added to them relaxing towards the extremes of ordinary points as well.
 #[derive(Debug, Clone)]
 struct Envelope {
     hi: f64,
     lo: f64,
+    /// The extremes of ordinary points (no alarm, or the envelope's first `WARMUP`).
+    ord_hi: f64,
+    ord_lo: f64,
     mean: f64,
     n: usize,
 }
@@ -246,6 +261,8 @@ impl Envelope {
         Envelope {
             hi: f64::NEG_INFINITY,
             lo: f64::INFINITY,
+            ord_hi: f64::NEG_INFINITY,
+            ord_lo: f64::INFINITY,
             mean: 0.0,
             n: 0,
         }
@@ -266,7 +283,10 @@ impl Envelope {
 
     /// Absorbs `x` with a memory of `history` points. An alarm's point widens the envelope by at
     /// most `reach` × `width` (the width before it): one outlier does not hide the next one.
-    fn absorb(&mut self, x: f64, history: f64, reach: Option<(f64, f64)>) {
+    /// What alarms' points added beyond the ordinary points' extremes also relaxes towards those
+    /// extremes, over `fade` × `history` points, so an incident's range does not hide smaller
+    /// events for the envelope's whole memory.
+    fn absorb(&mut self, x: f64, history: f64, reach: Option<(f64, f64)>, fade: f64) {
         self.n += 1;
         let decay = 1.0 / history;
         self.mean += (x - self.mean) / (self.n as f64).min(history);
@@ -281,6 +301,19 @@ impl Envelope {
         self.lo = self.lo.min(edge);
         self.hi -= decay * (self.hi - self.mean);
         self.lo += decay * (self.mean - self.lo);
+        if reach.is_none() || self.n <= WARMUP {
+            self.ord_hi = self.ord_hi.max(x);
+            self.ord_lo = self.ord_lo.min(x);
+        }
+        self.ord_hi -= decay * (self.ord_hi - self.mean);
+        self.ord_lo += decay * (self.mean - self.ord_lo);
+        let pull = decay / fade;
+        if self.ord_hi.is_finite() && self.hi > self.ord_hi {
+            self.hi -= pull * (self.hi - self.ord_hi);
+        }
+        if self.ord_lo.is_finite() && self.lo < self.ord_lo {
+            self.lo += pull * (self.ord_lo - self.lo);
+        }
     }
 }
 
@@ -595,7 +628,7 @@ impl Detector for Pulse {
             if (i == 4 || i == 5) && residual.is_none() {
                 continue;
             }
-            self.env[i].absorb(f, self.p.history * self.p.memory[i], reach);
+            self.env[i].absorb(f, self.p.history * self.p.memory[i], reach, self.p.fade);
         }
         // A point markedly stronger than the event so far is a new event: it ends the rest.
         let resting = self.since_alarm.is_some_and(|k| k < self.p.rest)
@@ -711,6 +744,84 @@ mod tests {
         }
         assert!(feed(&mut d, 2881, day(2881) + 30.0) > 0.5);
         assert_eq!(feed(&mut nab, 2881, day(2881) + 30.0), 0.0);
+    }
+
+    #[test]
+    fn an_incident_s_range_fades_sooner_than_ordinary_records() {
+        // One envelope: noise at 10 ± 1, a five-point burst up to 60, then 10,000 ordinary
+        // points. `alarmed`: the burst's points alarmed (each may widen it by `reach` = 1).
+        let run = |alarmed: bool| {
+            let mut e = Envelope::new();
+            let mut i = 0;
+            for _ in 0..1000 {
+                e.absorb(10.0 + noise(i), 20_000.0, None, 1.0);
+                i += 1;
+            }
+            for k in 0..5 {
+                let (_, width) = e.excess(0.0, true, 1e-9);
+                e.absorb(
+                    20.0 + 10.0 * k as f64,
+                    20_000.0,
+                    alarmed.then_some((1.0, width)),
+                    1.0,
+                );
+            }
+            let peak = e.hi;
+            for _ in 0..10_000 {
+                e.absorb(10.0 + noise(i), 20_000.0, None, 1.0);
+                i += 1;
+            }
+            (peak, e.hi)
+        };
+        let (peak, faded) = run(true);
+        assert!(peak > 35.0, "the burst widened the envelope to {peak}");
+        assert!(
+            faded < 25.0,
+            "an alarmed burst's range still reaches {faded}"
+        );
+        // Learnt as ordinary points, the same burst fades at the envelope's own rate only.
+        let (_, kept) = run(false);
+        assert!(kept > 38.0, "an ordinary burst's range fell to {kept}");
+        // End to end, the value's envelope alone (the other features weighted 0), one point a
+        // day (no daily profile): with `fade` = 1, 30 is a new high again; with it off (the
+        // prior's 10⁹) it is not.
+        let end_to_end = |fade: f64| {
+            let mut weights = [0.0; NF];
+            weights[0] = 1.0;
+            let mut d = Pulse::with_params(PulseParams {
+                fade,
+                weights,
+                ..PulseParams::prior()
+            });
+            let mut i = 0;
+            let mut feed = |v: f64| {
+                i += 1;
+                d.update(Point {
+                    timestamp: i * DAY,
+                    value: v,
+                })
+            };
+            (0..1000).for_each(|k| {
+                feed(10.0 + noise(k));
+            });
+            (0..5).for_each(|k| {
+                feed(20.0 + 10.0 * k as f64);
+            });
+            let quiet = (0..10_000)
+                .map(|k| feed(10.0 + noise(k)))
+                .skip(100)
+                .fold(0.0, f64::max);
+            let s = feed(30.0);
+            (quiet, s, d.explain().map(|r| r.signal))
+        };
+        let (quiet, s, why) = end_to_end(1.0);
+        assert!(quiet < 0.5, "ordinary points scored up to {quiet}");
+        assert!(
+            s > 0.5 && why.as_deref() == Some("level"),
+            "30 scored {s}: {why:?}"
+        );
+        let (_, off, _) = end_to_end(1e9);
+        assert!(off < 0.5, "with fade off 30 scored {off}");
     }
 
     #[test]

@@ -119,11 +119,12 @@ impl Tunable for PulseParams {
         d.push(int("rest", 1.0, 2000.0));
         d.push(real("reach".into(), 0.05, 1e9));
         d.push(real("rest_break".into(), 1.0, 1e9));
+        d.push(real("fade".into(), 0.05, 1e9));
         d
     }
 
     fn to_vec(&self) -> Vec<f64> {
-        let mut v = Vec::with_capacity(2 * crate::detect::pulse::NF + 12);
+        let mut v = Vec::with_capacity(2 * crate::detect::pulse::NF + 13);
         v.extend(self.weights);
         v.extend(self.memory);
         v.extend([
@@ -139,6 +140,7 @@ impl Tunable for PulseParams {
             self.rest as f64,
             self.reach,
             self.rest_break,
+            self.fade,
         ]);
         v
     }
@@ -165,6 +167,7 @@ impl Tunable for PulseParams {
         p.rest = whole(get(k + 9));
         p.reach = get(k + 10);
         p.rest_break = get(k + 11);
+        p.fade = get(k + 12);
         p
     }
 }
