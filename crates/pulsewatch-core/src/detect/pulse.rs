@@ -50,7 +50,7 @@
 //! points (those of no alarm), and what alarms added beyond them also relaxes towards those, over
 //! `fade` × the envelope's memory: with `fade` = 1 an incident's range fades twice as fast as
 //! ordinary records, so after an incident smaller events show again sooner (the shipped set and
-//! the prior, which predate it, have it off in effect: 10⁹; `docs/detectors.md` has the
+//! the prior, which predate it, have it off: 10⁹; `docs/detectors.md` has the
 //! procedure that tunes it). The first 150 points only learn
 //! (output 0). The score is `1 − 2^(−u/0.1)`: monotone in `u`, 0 for nothing unusual, 0.5 at
 //! `u = 0.1`, → 1 for extreme events.
@@ -83,6 +83,8 @@ pub const NF: usize = 8;
 const TWO_SIDED: [bool; NF] = [true, false, true, false, true, false, true, false];
 /// Points that only learn.
 const WARMUP: usize = 150;
+/// `fade` at or above this is off.
+const FADE_OFF: f64 = 1e9;
 /// Strength that maps to a score of 0.5.
 const HALF: f64 = 0.1;
 /// Sampling intervals used to find the daily period.
@@ -129,7 +131,7 @@ pub struct PulseParams {
     pub rest_break: f64,
     /// What alarms added to an envelope beyond its ordinary points' extremes relaxes towards
     /// them over this many times the envelope's memory (1: an incident's range fades twice as
-    /// fast as ordinary records; 10⁹, the shipped set's and the prior's: off in effect).
+    /// fast as ordinary records; 10⁹ or more, the shipped set's and the prior's: off).
     pub fade: f64,
 }
 
@@ -284,9 +286,9 @@ impl Envelope {
     /// Absorbs `x` with a memory of `history` points. An alarm's point widens the envelope by at
     /// most `reach` × `width` (the width before it): one outlier does not hide the next one.
     /// What alarms' points added beyond the ordinary points' extremes also relaxes towards those
-    /// extremes, over `fade` × `history` points, so an incident's range does not hide smaller
-    /// events for the envelope's whole memory.
-    fn absorb(&mut self, x: f64, history: f64, reach: Option<(f64, f64)>, fade: f64) {
+    /// extremes, over `fade` × `history` points (`None`: off), so an incident's range does not
+    /// hide smaller events for the envelope's whole memory.
+    fn absorb(&mut self, x: f64, history: f64, reach: Option<(f64, f64)>, fade: Option<f64>) {
         self.n += 1;
         let decay = 1.0 / history;
         self.mean += (x - self.mean) / (self.n as f64).min(history);
@@ -301,6 +303,9 @@ impl Envelope {
         self.lo = self.lo.min(edge);
         self.hi -= decay * (self.hi - self.mean);
         self.lo += decay * (self.mean - self.lo);
+        let Some(fade) = fade else {
+            return;
+        };
         if reach.is_none() || self.n <= WARMUP {
             self.ord_hi = self.ord_hi.max(x);
             self.ord_lo = self.ord_lo.min(x);
@@ -308,10 +313,11 @@ impl Envelope {
         self.ord_hi -= decay * (self.ord_hi - self.mean);
         self.ord_lo += decay * (self.mean - self.ord_lo);
         let pull = decay / fade;
-        if self.ord_hi.is_finite() && self.hi > self.ord_hi {
+        // The first point is ordinary (in the warm-up), so the ordinary extremes are finite.
+        if self.hi > self.ord_hi {
             self.hi -= pull * (self.hi - self.ord_hi);
         }
-        if self.ord_lo.is_finite() && self.lo < self.ord_lo {
+        if self.lo < self.ord_lo {
             self.lo += pull * (self.ord_lo - self.lo);
         }
     }
@@ -623,12 +629,13 @@ impl Detector for Pulse {
             }
         }
         let alarm = u >= self.p.alarm;
+        let fade = (self.p.fade < FADE_OFF).then_some(self.p.fade);
         for (i, &f) in feats.iter().enumerate() {
             let reach = alarm.then_some((self.p.reach, widths[i]));
             if (i == 4 || i == 5) && residual.is_none() {
                 continue;
             }
-            self.env[i].absorb(f, self.p.history * self.p.memory[i], reach, self.p.fade);
+            self.env[i].absorb(f, self.p.history * self.p.memory[i], reach, fade);
         }
         // A point markedly stronger than the event so far is a new event: it ends the rest.
         let resting = self.since_alarm.is_some_and(|k| k < self.p.rest)
@@ -754,7 +761,7 @@ mod tests {
             let mut e = Envelope::new();
             let mut i = 0;
             for _ in 0..1000 {
-                e.absorb(10.0 + noise(i), 20_000.0, None, 1.0);
+                e.absorb(10.0 + noise(i), 20_000.0, None, Some(1.0));
                 i += 1;
             }
             for k in 0..5 {
@@ -763,12 +770,12 @@ mod tests {
                     20.0 + 10.0 * k as f64,
                     20_000.0,
                     alarmed.then_some((1.0, width)),
-                    1.0,
+                    Some(1.0),
                 );
             }
             let peak = e.hi;
             for _ in 0..10_000 {
-                e.absorb(10.0 + noise(i), 20_000.0, None, 1.0);
+                e.absorb(10.0 + noise(i), 20_000.0, None, Some(1.0));
                 i += 1;
             }
             (peak, e.hi)
