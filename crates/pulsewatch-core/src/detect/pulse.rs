@@ -50,10 +50,9 @@
 //! points (those of no alarm), and what alarms added beyond them also relaxes towards those, over
 //! `fade` × the envelope's memory: with `fade` = 1 an incident's range fades twice as fast as
 //! ordinary records, so after an incident smaller events show again sooner (the shipped set and
-//! the prior, which predate it, have it off: 10⁹; `docs/detectors.md` has the
-//! procedure that tunes it). The first 150 points only learn
-//! (output 0). The score is `1 − 2^(−u/0.1)`: monotone in `u`, 0 for nothing unusual, 0.5 at
-//! `u = 0.1`, → 1 for extreme events.
+//! the prior, which predate it, have it off: 10⁹; `docs/detectors.md` has the procedure that
+//! tunes it). The first 150 points only learn (output 0). The score is `1 − 2^(−u/0.1)`:
+//! monotone in `u`, 0 for nothing unusual, 0.5 at `u = 0.1`, → 1 for extreme events.
 //!
 //! **The rest, live and for NAB.** NAB rewards only the first detection in a window and charges
 //! every false positive, so scored for NAB ([`Pulse::for_nab`], what `eval` and `tune` run) the
