@@ -94,8 +94,9 @@ pub const PROFILE_BINS: usize = 288;
 const DAY: i64 = 86_400;
 
 /// `pulse`'s tunable constants: one set for every series (never per file). The defaults are
-/// what `pulsewatch tune` chose on the whole NAB corpus; `docs/detectors.md` gives the
-/// held-out figures of the procedure that chose them.
+/// the set hand-tuned on the whole NAB corpus before the held-out protocol, with `reach` as
+/// `pulsewatch tune` chose it ([`PulseParams::default`]); `docs/detectors.md` gives the
+/// held-out figures of the procedures.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PulseParams {
