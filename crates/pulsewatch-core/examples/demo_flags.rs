@@ -7,6 +7,9 @@
 //! Run with `cargo run --release -p pulsewatch-core --example demo_flags -- [CONFIG]`, where
 //! CONFIG is a file with a `[detector.pulse]` block (default: the shipped constants).
 
+use std::path::Path;
+
+use pulsewatch_core::config::Config;
 use pulsewatch_core::detect::Detector;
 use pulsewatch_core::detect::pulse::{Pulse, PulseParams};
 use pulsewatch_core::domain::Point;
@@ -15,17 +18,8 @@ fn params(path: Option<&str>) -> Result<PulseParams, Box<dyn std::error::Error>>
     let Some(path) = path else {
         return Ok(PulseParams::default());
     };
-    #[derive(serde::Deserialize)]
-    struct Block {
-        pulse: PulseParams,
-    }
-    #[derive(serde::Deserialize)]
-    struct Doc {
-        detector: Block,
-    }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let doc: Doc = toml::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
-    Ok(doc.detector.pulse)
+    Ok(Config::from_toml(&text, Path::new(path))?.detector.pulse)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -12,8 +12,9 @@
 //! (`PULSEWATCH_DATA_DIR` or `data/nab` for the corpus).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use pulsewatch_core::config::Config;
 use pulsewatch_core::detect::Detector;
 use pulsewatch_core::detect::pulse::{Pulse, PulseParams};
 use pulsewatch_core::domain::Point;
@@ -28,17 +29,8 @@ fn params(arg: &str) -> Res<PulseParams> {
         "shipped" => Ok(PulseParams::default()),
         "prior" => Ok(PulseParams::prior()),
         path => {
-            #[derive(serde::Deserialize)]
-            struct Block {
-                pulse: PulseParams,
-            }
-            #[derive(serde::Deserialize)]
-            struct Doc {
-                detector: Block,
-            }
             let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-            let doc: Doc = toml::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
-            Ok(doc.detector.pulse)
+            Ok(Config::from_toml(&text, Path::new(path))?.detector.pulse)
         }
     }
 }
